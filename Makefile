@@ -1,0 +1,79 @@
+# aim-edge developer entry points. `make demo` and `make test` work on a fresh Debian machine
+# as root: they install the system packages and a virtual environment themselves.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+CXX ?= g++
+# export/ (workstation tooling) needs torch. This pin is the CPU wheel that machines of this
+# project carry on disk; an unpinned `torch` would pull a multi-GB CUDA build from PyPI.
+TORCH_SPEC ?= torch==2.13.0
+
+NATIVE_SRCS := $(wildcard native/src/*.cc)
+NATIVE_TESTS := $(wildcard native/tests/*.cc)
+NATIVE_HDRS := $(wildcard native/include/aim_edge/*.h native/bindings/*.h) native/tests/check.h
+NATIVE_FLAGS := -std=c++17 -O2 -Wall -Wextra -Werror -pthread -Inative/include -Inative/tests
+SAN_FLAGS := -std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+             -fno-sanitize-recover=undefined -pthread -Inative/include -Inative/tests
+
+.PHONY: help demo test install install-test sysdeps sysdeps-test native-test native-asan \
+        pytest bench lint clean
+
+help:
+	@echo "make demo    install aim-edge (system packages + $(VENV)) and run the demo"
+	@echo "make test    install test dependencies, run native tests (+ASan/UBSan) and pytest"
+	@echo "make bench   run the benchmarks in full, results in benchmarks/results/"
+	@echo "make lint    ruff over the Python code"
+
+sysdeps:
+	@bash scripts/install-system-deps.sh build
+
+sysdeps-test:
+	@bash scripts/install-system-deps.sh test
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+install: sysdeps $(VENV)/bin/python
+	$(PIP) install -q -e .
+
+install-test: sysdeps-test $(VENV)/bin/python
+	$(PIP) install -q '$(TORCH_SPEC)'
+	$(PIP) install -q -e '.[test,export]'
+
+demo: install
+	$(VENV)/bin/aim-edge demo
+
+native/build/native_tests: $(NATIVE_SRCS) $(NATIVE_TESTS) $(NATIVE_HDRS)
+	@mkdir -p native/build
+	$(CXX) $(NATIVE_FLAGS) $(NATIVE_SRCS) $(NATIVE_TESTS) -o $@
+
+native/build/native_tests_asan: $(NATIVE_SRCS) $(NATIVE_TESTS) $(NATIVE_HDRS)
+	@mkdir -p native/build
+	$(CXX) $(SAN_FLAGS) $(NATIVE_SRCS) $(NATIVE_TESTS) -o $@
+
+native-test: native/build/native_tests
+	native/build/native_tests
+
+native-asan: native/build/native_tests_asan
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	  native/build/native_tests_asan
+
+pytest:
+	$(PY) -m pytest
+
+test: install-test native-test native-asan
+	$(PY) -m ruff check aim_edge tests benchmarks
+	$(PY) -m pytest
+
+bench: install-test
+	$(PY) -m benchmarks.bench_features
+	$(PY) -m benchmarks.bench_ring
+
+lint: install-test
+	$(PY) -m ruff check aim_edge tests benchmarks export calibration
+
+clean:
+	rm -rf build native/build *.egg-info aim_edge/_native/*.so native/bindings/ring_buffer.cpp
