@@ -1,0 +1,1 @@
+"""Speed, latency and accuracy benchmarks (run as ``python -m benchmarks.<name>``)."""
