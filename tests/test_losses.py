@@ -1,0 +1,77 @@
+"""Response-timing loss on hand-made cases with known orderings and values."""
+
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="torch is needed by export/: pip install -e .[export]")
+
+from export.losses import (  # noqa: E402
+    ZONE_EARLY,
+    ZONE_IGNORE,
+    ZONE_LATE,
+    ZONE_NONE,
+    ZONE_WINDOW,
+    TimingWeights,
+    response_timing_loss,
+)
+
+# one stream: 3 quiet chunks, 1 early chunk, a 4-chunk window, 1 late chunk, 1 ignored
+ZONE = torch.tensor([[ZONE_NONE] * 3 + [ZONE_EARLY] + [ZONE_WINDOW] * 4 + [ZONE_LATE, ZONE_IGNORE]])
+WIN = torch.tensor([[-1] * 4 + [0] * 4 + [-1, -1]])
+LOW, HIGH = -8.0, 8.0
+
+
+def _loss(fire_at, weights=None):
+    weights = weights or TimingWeights()
+    logits = torch.full(ZONE.shape, LOW)
+    for k in fire_at:
+        logits[0, k] = HIGH
+    return response_timing_loss(logits, ZONE, WIN, weights)
+
+
+def test_firing_at_the_window_start_is_best():
+    best, _ = _loss([4])
+    for other in ([5], [7], [3], [8], [0], [], [4, 0]):
+        worse, _ = _loss(other)
+        assert worse.item() > best.item(), other
+
+
+def test_each_term_matches_its_formula():
+    _, parts = _loss([])
+    sp_low = math.log1p(math.exp(LOW))
+    assert parts["fa"] == pytest.approx(sp_low, rel=1e-5)
+    assert parts["early"] == pytest.approx(sp_low, rel=1e-5)
+    # never firing: P(hit) = 1 - (1 - sigmoid(LOW))^4
+    p = 1 / (1 + math.exp(-LOW))
+    assert parts["miss"] == pytest.approx(-math.log(1 - (1 - p) ** 4), rel=1e-4)
+    _, parts = _loss([0])
+    assert parts["fa"] == pytest.approx((math.log1p(math.exp(HIGH)) + 2 * sp_low) / 3, rel=1e-5)
+
+
+def test_delay_is_the_expected_first_fire_position():
+    _, first = _loss([4])
+    _, last = _loss([7])
+    assert first["delay"] == pytest.approx(0.0, abs=1e-3)
+    assert last["delay"] == pytest.approx(3 / 4, abs=1e-3)  # fired at offset 3 of 4 chunks
+
+
+def test_late_and_early_are_penalised_by_their_weights():
+    w = TimingWeights(fa=0, early=0, late=0, miss=0, delay=0)
+    base, _ = _loss([8], w)
+    assert base.item() == 0.0
+    late_only, parts = _loss([8], TimingWeights(fa=0, early=0, late=1, miss=0, delay=0))
+    assert late_only.item() == pytest.approx(parts["late"]) and parts["late"] > 7.9
+
+
+def test_batches_with_several_windows_and_gradients_are_finite():
+    zone = torch.tensor([[ZONE_WINDOW, ZONE_WINDOW, ZONE_NONE, ZONE_WINDOW],
+                         [ZONE_NONE, ZONE_WINDOW, ZONE_WINDOW, ZONE_NONE]])
+    win = torch.tensor([[0, 0, -1, 1], [-1, 0, 0, -1]])
+    logits = torch.tensor([[50.0, -50.0, 0.0, -50.0], [0.0, 0.0, 0.0, 0.0]], requires_grad=True)
+    loss, parts = response_timing_loss(logits, zone, win)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(logits.grad).all()
+    # window 1 of stream 0 (one chunk at -50) is essentially missed: miss term is large
+    assert parts["miss"] > 10
+    assert logits.grad[0, 3] < 0  # raising that logit lowers the loss

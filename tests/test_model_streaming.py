@@ -1,0 +1,74 @@
+"""The streaming step and the full-sequence training graph compute the same function."""
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="torch is needed by export/: pip install -e .[export]")
+
+from export.model import STATE_NAMES, AimModel, ModelConfig, count_parameters  # noqa: E402
+
+EVENTS = ("smoke_alarm", "siren", "doorbell", "kettle_whistle")
+
+
+def _small(**kw):
+    base = dict(d_model=64, n_heads=4, n_layers=2, left_context=8, decide_context=10,
+                conv_kernel=5, events=EVENTS, dropout=0.0)
+    base.update(kw)
+    return ModelConfig(**base)
+
+
+def _stream(model, fbank, instruction):
+    state = model.initial_state(fbank.shape[0])
+    outs = []
+    cf = model.cfg.chunk_frames
+    for k in range(fbank.shape[1] // cf):
+        instr = instruction[:, k] if instruction.dim() == 3 else instruction
+        out, state = model.step(fbank[:, k * cf:(k + 1) * cf], instr, state)
+        outs.append(out)
+    return outs, state
+
+
+@pytest.mark.parametrize("cfg", [_small(), _small(left_context=4, decide_context=4, n_layers=3)])
+def test_chunk_by_chunk_equals_full_sequence(cfg):
+    torch.manual_seed(0)
+    model = AimModel(cfg).eval()
+    n_chunks = 9  # 36 encoder frames: longer than every context above
+    fbank = torch.randn(2, n_chunks * cfg.chunk_frames, cfg.n_mels)
+    instruction = torch.randn(2, n_chunks, cfg.instruction_dim)  # changes every chunk
+    with torch.no_grad():
+        full = model(fbank, instruction)
+        outs, state = _stream(model, fbank, instruction)
+    ctc = torch.cat([o["ctc_logprobs"] for o in outs], dim=1)
+    assert ctc.shape == full["ctc_logprobs"].shape
+    assert (ctc - full["ctc_logprobs"]).abs().max().item() <= 1e-5
+    for name, key in (("speak_logit", "speak_logit"), ("intent_logits", "intent_logits"),
+                      ("event_logits", "event_logits")):
+        streamed = torch.stack([o[name] for o in outs], dim=1)
+        assert (streamed - full[key]).abs().max().item() <= 1e-5, name
+    assert set(state) == set(STATE_NAMES)
+    assert state["enc_valid"].min().item() == 1.0  # caches full after more than the context
+
+
+def test_context_is_bounded():
+    """A change far enough in the past cannot influence the present chunk's outputs."""
+    torch.manual_seed(1)
+    cfg = _small()
+    model = AimModel(cfg).eval()
+    fbank = torch.randn(1, 12 * cfg.chunk_frames, cfg.n_mels)
+    instr = torch.randn(1, cfg.instruction_dim)
+    changed = fbank.clone()
+    changed[:, :cfg.chunk_frames] += 3.0  # perturb only the first chunk
+    with torch.no_grad():
+        a, b = model(fbank, instr), model(changed, instr)
+    # receptive field: layers * (left_context + chunk) encoder frames back plus conv/decide
+    assert (a["speak_logit"][:, 1] - b["speak_logit"][:, 1]).abs().item() > 1e-4
+    assert torch.allclose(a["speak_logit"][:, -1], b["speak_logit"][:, -1], atol=1e-6)
+
+
+def test_default_student_size_and_bad_config():
+    model = AimModel(ModelConfig(events=EVENTS))
+    n = count_parameters(model)
+    assert 2_000_000 < n <= 5_000_000, n
+    with pytest.raises(ValueError, match="events is empty"):
+        ModelConfig().validate()
+    with pytest.raises(ValueError, match="chunk_frames=10"):
+        ModelConfig(chunk_frames=10, events=EVENTS).validate()
