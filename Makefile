@@ -65,7 +65,7 @@ pytest:
 	$(PY) -m pytest
 
 test: install-test native-test native-asan
-	$(PY) -m ruff check aim_edge tests benchmarks
+	$(PY) -m ruff check aim_edge tests benchmarks export
 	$(PY) -m pytest
 
 bench: install-test

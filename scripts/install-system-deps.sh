@@ -10,7 +10,10 @@ set -euo pipefail
 
 group=${1:-build}
 build_pkgs=(g++ make python3-dev python3-venv python3-pip git)
-test_pkgs=(espeak-ng sox)
+# TTS engines and free sound themes: the scene generator (export/data) and its tests
+test_pkgs=(espeak-ng sox flite festival festvox-kallpc16k festvox-us-slt-hts
+           sound-theme-freedesktop oxygen-sounds yaru-theme-sound deepin-sound-theme
+           sound-icons gnome-audio)
 
 case "$group" in
   build) pkgs=("${build_pkgs[@]}") ;;
