@@ -1,0 +1,361 @@
+"""Train the AIM model on generated streams.
+
+    python -m export.train --config export/configs/student.json --data DIR --dev DIR \\
+        --out ckpt/student [--minutes 30] [--threads 2] [--resume]
+
+Runs until ``--minutes`` of wall time or ``--steps`` steps, whichever comes first (the fixed
+CPU budget mode for a 2-core machine), with a progress bar, a metrics log
+(``OUT/metrics.jsonl``), checkpoints (``OUT/last.pt`` every ``--ckpt-every`` steps and at the
+end, ``OUT/best.pt`` by dev loss) and ``--resume`` from ``OUT/last.pt``. Run it in the
+background with a log and a pid, e.g.::
+
+    nohup python -m export.train ... > train.log 2>&1 & echo $! > train.pid
+
+Data: folders written by ``python -m export.data build``; features and per-chunk targets are
+computed once with the runtime's own native front end and cached (``--cache``, default
+``~/.cache/aim-edge/features``) so training and runtime see bit-identical features.
+
+Losses (weights in the config): CTC on each speech segment that lies wholly inside the crop,
+per-class BCE on events, cross-entropy on the response intent of response windows, the
+response-timing loss for speak-now (``export/losses.py``), and -- when a teacher checkpoint is
+given -- distillation of the teacher's events, speak-now and intent outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .losses import (
+    ZONE_IGNORE,
+    TimingWeights,
+    distillation_bce,
+    distillation_kl,
+    event_loss,
+    response_timing_loss,
+)
+from .model import AimModel, ModelConfig, count_parameters
+from .targets import StreamTargets, load_split
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    model: dict[str, Any] = dataclasses.field(default_factory=dict)
+    crop_chunks: int = 64  # 10.24 s per training crop
+    first_pass_crop_chunks: int = 24  # short-to-long: shorter crops for the first steps
+    short_steps: int = 300
+    batch: int = 12
+    lr: float = 1e-3
+    warmup: int = 200
+    weight_decay: float = 0.01
+    grad_clip: float = 5.0
+    w_ctc: float = 0.5
+    w_event: float = 1.0
+    w_intent: float = 0.3
+    w_timing: float = 1.0
+    w_distill: float = 0.5
+    specaugment_after: int = 600  # SpecAugment only once the loss has started to fall
+    seed: int = 0
+
+    @classmethod
+    def load(cls, path: Path | None) -> TrainConfig:
+        if path is None:
+            return cls()
+        data = json.loads(Path(path).read_text())
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise SystemExit(f"{path}: unknown config key(s) {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+
+def _spec_augment(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """Two frequency masks (<= 10 bins) and two time masks (<= 20 frames) per example."""
+    x = x.clone()
+    b, t, f = x.shape
+    for i in range(b):
+        for _ in range(2):
+            w = int(rng.integers(0, 11))
+            f0 = int(rng.integers(0, f - w + 1))
+            x[i, :, f0:f0 + w] = x[i].mean()
+            w = int(rng.integers(0, 21))
+            t0 = int(rng.integers(0, max(1, t - w + 1)))
+            x[i, t0:t0 + w, :] = x[i].mean()
+    return x
+
+
+class Batcher:
+    """Random crops of whole chunks from cached streams."""
+
+    def __init__(self, streams: list[StreamTargets], model_cfg: ModelConfig, seed: int) -> None:
+        self.streams = [s for s in streams if s.n_chunks >= 8]
+        if not self.streams:
+            raise SystemExit("no usable streams (all shorter than 8 chunks)")
+        self.cfg = model_cfg
+        self.rng = np.random.default_rng(seed)
+        self.char_index = {ch: i for i, ch in enumerate(model_cfg.vocab)}
+
+    def encode_text(self, text: str) -> list[int]:
+        out = []
+        for ch in text.lower():
+            idx = self.char_index.get(ch)
+            if idx is None:
+                ch = " " if not ch.isalnum() else ch
+                idx = self.char_index.get(ch)
+            if idx is not None and idx != 0 and not (ch == " " and (not out or out[-1] == idx)):
+                out.append(idx)
+        while out and out[-1] == self.char_index[" "]:
+            out.pop()
+        return out
+
+    def sample(self, batch: int, crop: int) -> dict[str, Any]:
+        cf = self.cfg.chunk_frames
+        ec = self.cfg.enc_chunk
+        feats, events, zone, win, intent, instr, segs = [], [], [], [], [], [], []
+        for b in range(batch):
+            s = self.streams[int(self.rng.integers(len(self.streams)))]
+            n = min(crop, s.n_chunks)
+            c0 = int(self.rng.integers(0, s.n_chunks - n + 1))
+            sl = slice(c0, c0 + n)
+            f = np.zeros((crop * cf, s.feats.shape[1]), np.float32)
+            f[: n * cf] = s.feats[c0 * cf:(c0 + n) * cf]
+            feats.append(f)
+            pad = crop - n
+
+            def padded(a: np.ndarray, fill: float, pad: int = pad) -> np.ndarray:
+                if not pad:
+                    return a
+                shape = (pad,) + a.shape[1:]
+                return np.concatenate([a, np.full(shape, fill, a.dtype)])
+
+            events.append(padded(s.events[sl].astype(np.float32), 0.0))
+            z = padded(s.zone[sl].astype(np.int64), ZONE_IGNORE)
+            w = s.window_id[sl].astype(np.int64)
+            # window ids must be contiguous per crop: renumber those present
+            ids = {v: i for i, v in enumerate(sorted(set(w[w >= 0].tolist())))}
+            w = np.array([ids.get(v, -1) for v in w.tolist()], np.int64)
+            zone.append(z)
+            win.append(padded(w, -1))
+            intent.append(padded(s.intent[sl].astype(np.int64), -1))
+            instr.append(padded(s.instruction_table[s.instruction_ids[sl]], 0.0))
+            for start_c, end_c, text in s.segments:
+                if start_c >= c0 and end_c <= c0 + n:
+                    tokens = self.encode_text(text)
+                    if tokens:
+                        segs.append((b, (start_c - c0) * ec, (end_c - c0) * ec, tokens))
+        return {
+            "fbank": torch.from_numpy(np.stack(feats)),
+            "events": torch.from_numpy(np.stack(events)),
+            "zone": torch.from_numpy(np.stack(zone)),
+            "window_id": torch.from_numpy(np.stack(win)),
+            "intent": torch.from_numpy(np.stack(intent)),
+            "instruction": torch.from_numpy(np.stack(instr)),
+            "segments": segs,
+        }
+
+
+def ctc_segment_loss(ctc_logprobs: torch.Tensor, segments: list[tuple[int, int, int, list[int]]]
+                     ) -> torch.Tensor:
+    """CTC over each labelled segment's own encoder frames (B, N, V) -> mean per segment."""
+    if not segments:
+        return ctc_logprobs.sum() * 0.0
+    lengths = [e - s for _, s, e, _ in segments]
+    tmax = max(lengths)
+    v = ctc_logprobs.shape[-1]
+    lp = ctc_logprobs.new_full((tmax, len(segments), v), 0.0)
+    lp[:, :, 0] = 0.0
+    for i, (b, s, e, _) in enumerate(segments):
+        lp[: e - s, i] = ctc_logprobs[b, s:e]
+    targets = torch.tensor([t for *_, toks in segments for t in toks], dtype=torch.long)
+    target_len = torch.tensor([len(toks) for *_, toks in segments], dtype=torch.long)
+    loss = F.ctc_loss(lp, targets, torch.tensor(lengths), target_len, blank=0,
+                      reduction="none", zero_infinity=True)
+    return (loss / target_len.clamp(min=1)).mean()
+
+
+def compute_losses(model: AimModel, batch: dict[str, Any], cfg: TrainConfig,
+                   teacher: AimModel | None = None, fbank: torch.Tensor | None = None
+                   ) -> tuple[torch.Tensor, dict[str, float]]:
+    x = batch["fbank"] if fbank is None else fbank
+    out = model(x, batch["instruction"])
+    parts: dict[str, float] = {}
+    ctc = ctc_segment_loss(out["ctc_logprobs"], batch["segments"])
+    valid = (batch["zone"] != ZONE_IGNORE).float()
+    ev = event_loss(out["event_logits"], batch["events"], valid)
+    intent_mask = batch["intent"] >= 0
+    if intent_mask.any():
+        it = F.cross_entropy(out["intent_logits"][intent_mask], batch["intent"][intent_mask])
+    else:
+        it = out["intent_logits"].sum() * 0.0
+    timing, tparts = response_timing_loss(out["speak_logit"], batch["zone"], batch["window_id"],
+                                          TimingWeights())
+    loss = cfg.w_ctc * ctc + cfg.w_event * ev + cfg.w_intent * it + cfg.w_timing * timing
+    if teacher is not None:
+        with torch.no_grad():
+            t_out = teacher(batch["fbank"], batch["instruction"])
+        kd = (distillation_bce(out["event_logits"], t_out["event_logits"])
+              + distillation_bce(out["speak_logit"], t_out["speak_logit"])
+              + distillation_kl(out["intent_logits"].flatten(0, 1),
+                                t_out["intent_logits"].flatten(0, 1)))
+        loss = loss + cfg.w_distill * kd
+        parts["distill"] = float(kd.detach())
+    parts.update(ctc=float(ctc.detach()), event=float(ev.detach()), intent=float(it.detach()),
+                 timing=float(timing.detach()), **{f"t_{k}": v for k, v in tparts.items()},
+                 loss=float(loss.detach()))
+    return loss, parts
+
+
+def evaluate(model: AimModel, streams: list[StreamTargets], cfg: TrainConfig, seed: int = 1,
+             batches: int = 4) -> dict[str, float]:
+    model.eval()
+    batcher = Batcher(streams, model.cfg, seed)
+    agg: dict[str, float] = {}
+    with torch.no_grad():
+        for _ in range(batches):
+            _, parts = compute_losses(model, batcher.sample(cfg.batch, cfg.crop_chunks), cfg)
+            for k, v in parts.items():
+                agg[k] = agg.get(k, 0.0) + v / batches
+    model.train()
+    return agg
+
+
+def _lr(step: int, cfg: TrainConfig, total: int) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    frac = min(1.0, (step - cfg.warmup) / max(1, total - cfg.warmup))
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+def train(args: argparse.Namespace) -> Path:
+    from tqdm import tqdm
+
+    from .bundle import load_checkpoint, save_checkpoint
+
+    torch.set_num_threads(args.threads)
+    cfg = TrainConfig.load(args.config)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rng_seed = cfg.seed
+    torch.manual_seed(rng_seed)
+
+    train_streams, events, safety = load_split(args.data, cache=args.cache, limit=args.limit)
+    dev_streams, _, _ = load_split(args.dev, cache=args.cache, limit=args.limit) if args.dev \
+        else (train_streams[:4], events, safety)
+    model_cfg = ModelConfig(**{**cfg.model, "events": tuple(events)})
+    model = AimModel(model_cfg)
+    teacher = None
+    if args.teacher:
+        teacher, _ = load_checkpoint(args.teacher)
+        if teacher.cfg.events != model_cfg.events:
+            raise SystemExit("teacher and student must share the event labels")
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    step, best = 0, float("inf")
+    last = out / "last.pt"
+    if args.resume and last.is_file():
+        blob = torch.load(str(last), map_location="cpu", weights_only=True)
+        model.load_state_dict(blob["model"])
+        opt.load_state_dict(blob["meta"]["optimizer"]) if "optimizer" in blob["meta"] else None
+        step = int(blob["meta"].get("step", 0))
+        best = float(blob["meta"].get("best", best))
+        print(f"resumed from {last} at step {step}")
+    print(f"model: {count_parameters(model) / 1e6:.2f} M parameters, {len(train_streams)} train "
+          f"streams ({sum(s.n_chunks for s in train_streams) * 0.16 / 3600:.2f} h), "
+          f"{len(dev_streams)} dev streams, events {list(events)}")
+    batcher = Batcher(train_streams, model_cfg, cfg.seed + step)
+    aug_rng = np.random.default_rng(cfg.seed + 7 + step)
+    deadline = time.monotonic() + args.minutes * 60 if args.minutes else None
+    total = args.steps
+    meta_base = {"events_safety": {e: bool(safety.get(e, False)) for e in events},
+                 "train_config": dataclasses.asdict(cfg), "name": args.name}
+    log = open(out / "metrics.jsonl", "a")
+    bar = tqdm(total=total, initial=step, unit="step", dynamic_ncols=True, mininterval=2.0)
+    model.train()
+
+    def checkpoint(path: Path) -> None:
+        meta = {**meta_base, "step": step, "best": best, "optimizer": opt.state_dict()}
+        save_checkpoint(model, path, meta)
+
+    try:
+        while step < total and (deadline is None or time.monotonic() < deadline):
+            crop = cfg.first_pass_crop_chunks if step < cfg.short_steps else cfg.crop_chunks
+            batch = batcher.sample(cfg.batch, crop)
+            x = batch["fbank"]
+            if step >= cfg.specaugment_after:
+                x = _spec_augment(x, aug_rng)
+            for g in opt.param_groups:
+                g["lr"] = _lr(step, cfg, total)
+            loss, parts = compute_losses(model, batch, cfg, teacher, fbank=x)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{parts['loss']:.3f}", ctc=f"{parts['ctc']:.2f}",
+                            ev=f"{parts['event']:.3f}", tm=f"{parts['timing']:.3f}")
+            if step % 20 == 0:
+                log.write(json.dumps({"step": step, "split": "train", **parts}) + "\n")
+                log.flush()
+            if step % args.ckpt_every == 0:
+                dev = evaluate(model, dev_streams, cfg)
+                log.write(json.dumps({"step": step, "split": "dev", **dev}) + "\n")
+                log.flush()
+                if dev["loss"] < best:
+                    best = dev["loss"]
+                    checkpoint(out / "best.pt")
+                checkpoint(last)
+    finally:
+        bar.close()
+        dev = evaluate(model, dev_streams, cfg)
+        log.write(json.dumps({"step": step, "split": "dev", **dev}) + "\n")
+        log.close()
+        if dev["loss"] < best:
+            best = dev["loss"]
+            checkpoint(out / "best.pt")
+        checkpoint(last)
+    print(f"done at step {step}; dev loss {dev['loss']:.4f} (best {best:.4f}); "
+          f"checkpoints in {out}")
+    return out / "best.pt"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m export.train",
+        description="Train the streaming AIM model (teacher or student) on generated streams.",
+        epilog="example: python -m export.train --config export/configs/student.json "
+        "--data data/train --dev data/dev --out ckpt/student --minutes 30",
+    )
+    p.add_argument("--config", type=Path, help="JSON TrainConfig overrides (see TrainConfig)")
+    p.add_argument("--data", type=Path, required=True, help="train split folder (export.data)")
+    p.add_argument("--dev", type=Path, help="dev split folder")
+    p.add_argument("--out", type=Path, required=True, help="checkpoint folder")
+    p.add_argument("--name", default="aim-student", help="model name stored in checkpoints")
+    p.add_argument("--teacher", type=Path, help="teacher checkpoint to distil from")
+    p.add_argument("--minutes", type=float, default=0, help="wall-clock budget (0 = none)")
+    p.add_argument("--steps", type=int, default=100000, help="maximum optimiser steps")
+    p.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2)))
+    p.add_argument("--ckpt-every", type=int, default=200)
+    p.add_argument("--cache", type=Path,
+                   default=Path(os.environ.get("AIM_EDGE_CACHE",
+                                               Path.home() / ".cache" / "aim-edge")) / "features")
+    p.add_argument("--limit", type=int, default=0, help="use at most N streams (smoke runs)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    args = p.parse_args(argv)
+    train(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""Smoke run of the training pipeline: generate -> train a few steps -> bundle -> load.
+
+The full runs (hours of data, tens of minutes of training) are documented in
+benchmarks/results/model.json; this keeps every stage of that pipeline from rotting.
+"""
+
+import json
+import shutil
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="torch is needed by export/: pip install -e .[export]")
+
+from aim_edge.bundle import load_bundle  # noqa: E402
+from export import train  # noqa: E402
+from export.bundle import build_bundle, load_checkpoint  # noqa: E402
+from export.data import cli as data_cli  # noqa: E402
+
+
+def test_generate_train_bundle_load(tmp_path):
+    missing = [t for t in ("espeak-ng", "flite", "festival", "sox") if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} (scripts/install-system-deps.sh test)")
+    data = tmp_path / "data"
+    assert data_cli.main(["build", "--out", str(data), "--minutes", "1", "--seed", "3",
+                          "--split", "train", "--stream-seconds", "30", "30", "--no-progress",
+                          "--tts-cache", str(tmp_path / "tts")]) == 0
+    out = tmp_path / "ckpt"
+    train.main(["--config", "export/configs/smoke.json", "--data", str(data), "--out", str(out),
+                "--steps", "4", "--threads", "1", "--ckpt-every", "2",
+                "--cache", str(tmp_path / "features")])
+    log = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    dev = [r for r in log if r["split"] == "dev"]
+    assert dev and all(r["loss"] == r["loss"] and r["loss"] > 0 for r in dev)  # finite, > 0
+    assert (out / "best.pt").is_file() and (out / "last.pt").is_file()
+
+    # resume continues from the saved step
+    train.main(["--config", "export/configs/smoke.json", "--data", str(data), "--out", str(out),
+                "--steps", "6", "--threads", "1", "--resume", "--cache", str(tmp_path / "features")])
+    model, meta = load_checkpoint(out / "last.pt")
+    assert meta["step"] == 6
+    assert meta["events_safety"]["smoke_alarm"] is True
+
+    bundle_dir = build_bundle(model, tmp_path / "bundle", name="smoke",
+                              events_safety=meta["events_safety"],
+                              gate={"decision_agreement": 0.0})
+    bundle = load_bundle(bundle_dir)
+    assert bundle.events[0].name == "smoke_alarm" and bundle.events[0].safety
+    assert {a.precision for a in bundle.artifacts} == {"fp32", "int8-dynamic"}
