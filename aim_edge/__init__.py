@@ -27,7 +27,28 @@ __all__ = [
     "AudioInputError",
     "AudioTypeError",
     "ConfigError",
+    "Engine",
     "FbankConfig",
+    "Loop",
+    "LoopConfig",
+    "PolicyConfig",
+    "Result",
     "RingConfig",
+    "Stream",
     "__version__",
 ]
+
+# The runtime classes load the native extensions and onnxruntime: import them on first use so
+# that `import aim_edge` (and `aim-edge --help`) stays cheap.
+_LAZY = {
+    "Engine": "engine", "Stream": "engine", "Result": "engine",
+    "Loop": "loop", "LoopConfig": "loop", "PolicyConfig": "policy",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'aim_edge' has no attribute {name!r}")

@@ -36,7 +36,8 @@ def test_generate_train_bundle_load(tmp_path):
 
     # resume continues from the saved step
     train.main(["--config", "export/configs/smoke.json", "--data", str(data), "--out", str(out),
-                "--steps", "6", "--threads", "1", "--resume", "--cache", str(tmp_path / "features")])
+                "--steps", "6", "--threads", "1", "--resume",
+                "--cache", str(tmp_path / "features")])
     model, meta = load_checkpoint(out / "last.pt")
     assert meta["step"] == 6
     assert meta["events_safety"]["smoke_alarm"] is True
