@@ -1,0 +1,369 @@
+"""The ``aim-edge`` command line.
+
+Subcommands grow with the project; each has ``--help`` with an example. Exit codes: 0 success,
+1 runtime failure (one line naming the problem and the fix), 2 bad usage, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import math
+import platform
+import sys
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any, TextIO
+
+from . import __version__
+from .errors import AimEdgeError
+
+EPILOG = """\
+examples:
+  aim-edge demo                               the bundled demo scene through the default model
+  aim-edge run kitchen.wav                    captions and alerts for a WAV file
+  aim-edge run kitchen.wav --realtime --instruction "tell me if the kettle whistles"
+  aim-edge run kitchen.wav --jsonl events.jsonl --quiet
+  aim-edge info --model bundles/small         what a bundle contains and what can run it
+
+Report problems with the output of `aim-edge info`.
+"""
+
+RUN_EPILOG = """\
+what you see:
+  captions     partial captions update in place on a terminal; final ones get a line
+  alerts       sound events the model detected and the policy allowed: safety classes
+               (smoke/CO alarm, siren, glass break) always, others when the instruction asks
+  answers      when the model decides to reply, or a caption starts with "hey aim, ..."
+  summary      chunks, events, latency p50/p95/p99/max, dropped samples, real-time factor
+
+input: a WAV file, 16-bit PCM or 32/64-bit float, any sample rate (resampled to 16 kHz with
+python-soxr) and any channel count (mixed down to mono).
+
+examples:
+  aim-edge run scene.wav
+  aim-edge run scene.wav --model bundles/small --precision fp32 --threads 1
+  aim-edge run scene.wav --realtime --instruction "I'm testing the smoke alarm, ignore it"
+  aim-edge run scene.wav --jsonl - --quiet | jq 'select(.type == "alert")'
+  aim-edge run scene.wav --backend onnxruntime --providers tensorrt,cuda   (Jetson / GPU)
+
+JSON lines: one event per line, {"type", "t", "latency_ms", ...}; see aim_edge.respond.
+"""
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from . import bundles
+
+    bundle = bundles.default_bundle_path()
+    if bundle is None:
+        print(
+            "aim-edge demo: no model bundle yet.\n"
+            "  The default bundle is produced by the export stage (`python -m export.bundle`)\n"
+            "  and shipped inside the package once trained; until then there is nothing to run.\n"
+            "  The native front end is ready: `aim-edge info` shows it."
+        )
+        return 0
+    scene = _demo_scene()
+    if scene is None:
+        print(f"aim-edge demo: default bundle at {bundle}, but no demo scene is shipped yet.\n"
+              "  Run your own audio through it: `aim-edge run FILE.wav`.")
+        return 0
+    ns = argparse.Namespace(
+        input=str(scene), model=None, backend="onnxruntime", precision=None, threads=1,
+        providers=None, instruction=None, realtime=args.realtime, jsonl=None,
+        quiet=False, speak=False, color=None, stats_every=0.0)
+    return _cmd_run(ns)
+
+
+def _demo_scene() -> Path | None:
+    for name in ("demo_scene.wav", "demo.wav"):
+        res = resources.files("aim_edge").joinpath("data", name)
+        if res.is_file():
+            return Path(str(res))
+    return None
+
+
+def _module_version(name: str) -> str | None:
+    if importlib.util.find_spec(name) is None:
+        return None
+    try:
+        module = importlib.import_module(name)
+    except Exception as exc:  # a broken install is worth reporting, not crashing on
+        return f"present but fails to import ({exc.__class__.__name__}: {exc})"
+    return str(getattr(module, "__version__", "unknown version"))
+
+
+def _print_bundle(path: str | Path | None, out: TextIO) -> None:
+    from .bundle import describe_artifacts, load_bundle
+    from .instructions import encoder_for_bundle
+
+    b = load_bundle(path)  # type: ignore[arg-type]
+    m = b.manifest
+    f = b.features
+    print(f"bundle   {b.name}", file=out)
+    print(f"  root             {b.root}", file=out)
+    print(f"  created          {m.get('created', '?')}", file=out)
+    print(f"  features         {f.sample_rate} Hz, {f.n_mels} mels, {f.frame_length_ms:g} ms"
+          f" window / {f.frame_shift_ms:g} ms hop, dither {f.dither:g}", file=out)
+    print(f"  chunk            {b.chunk_frames} frames = {b.chunk_seconds * 1000:.0f} ms,"
+          f" lookahead {b.lookahead_frames} frames, subsampling {b.subsampling}", file=out)
+    print(f"  algorithmic lat. {b.algorithmic_latency_ms:.0f} ms (chunk + lookahead + window"
+          " overhang; counted apart from compute)", file=out)
+    n_state = sum(math.prod(s.shape) for s in b.state)
+    print(f"  state            {len(b.state)} tensors, {n_state} values"
+          f" ({', '.join(s.name for s in b.state)})", file=out)
+    print(f"  vocabulary       {len(b.vocab)} CTC tokens (0 = blank)", file=out)
+    events = ", ".join(f"{e.name}{' [safety]' if e.safety else ''}" for e in b.events)
+    print(f"  events           {events}", file=out)
+    print(f"  intents          {', '.join(b.intents)}", file=out)
+    thr = m.get("thresholds", {})
+    far = thr.get("false_alerts_per_hour")
+    print(f"  thresholds       speak_now {b.speak_threshold:g}; events "
+          + ", ".join(f"{k} {v:g}" for k, v in b.event_thresholds.items())
+          + (f"; calibrated for {far:g} false alerts/h" if far is not None else
+             "; not calibrated"), file=out)
+    try:
+        enc = encoder_for_bundle(b)
+        enc_line = enc.kind + (f" -- {enc.note}" if enc.note else "")
+    except AimEdgeError as exc:
+        enc_line = f"unavailable: {exc}"
+    print(f"  instructions     encoder: {enc_line}", file=out)
+    prov = m.get("provenance") or {}
+    if prov:
+        keys = ", ".join(f"{k}={prov[k]}" for k in sorted(prov) if not isinstance(
+            prov[k], (dict, list)))
+        print(f"  provenance       {keys or ', '.join(sorted(prov))}", file=out)
+    print("  artifacts:", file=out)
+    for a, line in zip(b.artifacts, describe_artifacts(b.artifacts), strict=True):
+        par = a.parity or {}
+        extra = (f"  decision agreement {par['decision_agreement']:.4f}"
+                 if "decision_agreement" in par else "")
+        print(f"    {line}{extra}", file=out)
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    import numpy
+
+    print(f"aim-edge {__version__}")
+    print(f"python   {platform.python_version()} ({platform.machine()}, {platform.system()})")
+    print(f"numpy    {numpy.__version__}")
+    print("native extensions:")
+    for ext in ("ring_buffer", "fbank"):
+        try:
+            mod = importlib.import_module(f"aim_edge._native.{ext}")
+            print(f"  {ext:<12} ok  ({mod.__file__})")
+        except ImportError as exc:
+            print(f"  {ext:<12} MISSING ({exc}); reinstall with `pip install .` to build it")
+    print("inference backends:")
+    ort = _module_version("onnxruntime")
+    if ort is None:
+        print("  onnxruntime     not installed (pip install onnxruntime)")
+    else:
+        import onnxruntime
+
+        providers = ", ".join(onnxruntime.get_available_providers())
+        print(f"  onnxruntime     {ort} [{providers}]")
+    litert = _module_version("ai_edge_litert")
+    print(f"  ai-edge-litert  {litert or 'not installed (pip install aim-edge[tflite])'}")
+    tflite = _module_version("tflite_runtime")
+    print(f"  tflite-runtime  {tflite or 'not installed (legacy; Python <= 3.11, numpy < 2)'}")
+    soxr = _module_version("soxr")
+    print("optional parts:")
+    print(f"  soxr (resampling)       {soxr or 'not installed (pip install soxr)'}")
+    tok = _module_version("tokenizers")
+    print(f"  tokenizers (encoder)    {tok or 'not installed (pip install tokenizers)'}")
+    import shutil
+
+    espeak = shutil.which("espeak-ng")
+    print(f"  espeak-ng (--speak)     {espeak or 'not found (apt-get install espeak-ng)'}")
+    from . import bundles
+
+    default = bundles.default_bundle_path()
+    print(f"default bundle: {default if default else 'none shipped yet'}")
+    model = args.model if args.model is not None else default
+    if model is not None:
+        _print_bundle(model, sys.stdout)
+    return 0
+
+
+def _fmt_pct(p: dict[str, float]) -> str:
+    if not p or not p.get("n"):
+        return "n/a (no samples)"
+    return (f"p50 {p['p50']:.2f} / p95 {p['p95']:.2f} / p99 {p['p99']:.2f} /"
+            f" max {p['max']:.2f} ms (n={int(p['n'])})")
+
+
+def print_summary(summary: dict[str, Any], engine: Any, out: TextIO) -> None:
+    """The end-of-run summary of `aim-edge run` / `demo`."""
+    b = engine.bundle
+    rtf = summary["rtf"]
+    cpu_rtf = summary["cpu_rtf"]
+    print("summary:", file=out)
+    print(f"  chunks        {summary['chunks']} x {b.chunk_seconds * 1000:.0f} ms"
+          f" ({summary['audio_s']:.2f} s of audio) in {summary['wall_s']:.2f} s wall"
+          + (" (real-time pacing)" if summary["realtime"] else ""), file=out)
+    if rtf is not None:
+        print(f"  RTF           {rtf:.4f} wall, {cpu_rtf:.4f} CPU (all loop threads)", file=out)
+    print(f"  events        {summary['alerts']} alerts, {summary['captions']} final captions,"
+          f" {summary['answers']} answers", file=out)
+    print(f"  latency       responses {_fmt_pct(summary['response_latency_ms'])}", file=out)
+    if not summary["realtime"]:
+        print("                (as fast as possible: chunks queue behind the file reader, so"
+              " latency includes that wait; --realtime gives live figures)", file=out)
+    print(f"                chunks    {_fmt_pct(summary['chunk_latency_ms'])}", file=out)
+    st = summary["stages_ms"]
+    print("  per stage p50/p99 ms   " + ", ".join(
+        f"{k} {v['p50']:.2f}/{v['p99']:.2f}" for k, v in st.items()
+        if k != "end_to_end" and v.get("n")), file=out)
+    print(f"  model latency {b.algorithmic_latency_ms:.0f} ms algorithmic (chunk + lookahead +"
+          " window), not included above", file=out)
+    print(f"  dropped       {summary['dropped_samples']} samples"
+          f" ({summary['overflow_events']} overflow events)", file=out)
+    for note in summary["notes"]:
+        print(f"  note          {note}", file=out)
+    print(f"  backend       {engine.backend.description}", file=out)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .engine import Engine
+    from .loop import Loop, LoopConfig, WavSource
+    from .respond import ConsoleResponder, JsonLinesResponder, SpeechResponder
+
+    source = WavSource(args.input)  # checks the file before the model loads
+    engine = Engine.from_bundle(args.model, backend=args.backend, precision=args.precision,
+                                threads=args.threads, providers=args.providers)
+    with engine:
+        to_stdout = args.jsonl == "-"
+        info_out = sys.stderr if to_stdout else sys.stdout
+        responders: list[Any] = []
+        if args.jsonl is not None:
+            try:
+                responders.append(JsonLinesResponder(args.jsonl))
+            except OSError as exc:
+                raise AimEdgeError(f"--jsonl {args.jsonl}: {exc}") from exc
+        if not args.quiet:
+            responders.append(ConsoleResponder(info_out, color=args.color))
+        if args.speak:
+            responders.append(SpeechResponder())
+        if not args.quiet:
+            d = engine.describe()
+            print(f"aim-edge run: {args.input} ({source.info.sample_rate} Hz,"
+                  f" {source.info.channels} ch, {source.info.seconds:.2f} s) through"
+                  f" {d['bundle']}", file=info_out)
+        if source.info.frames == 0:
+            print(f"aim-edge run: {args.input} holds no audio samples: nothing to decode"
+                  " (0 chunks)", file=info_out)
+        config = LoopConfig(realtime=args.realtime, stats_every_s=args.stats_every)
+        loop = Loop(engine, source, responders, instruction=args.instruction, config=config)
+        summary = loop.run()
+        print_summary(summary, engine, info_out)
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aim-edge",
+        description=(
+            "Always-on Audio Interaction Model on a device: live captions, sound events and "
+            "proactive alerts within a 200 ms budget."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"aim-edge {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = sub.add_parser(
+        "demo",
+        help="run the bundled demo scene through the default model",
+        description="Run the ~60 s demo scene shipped in the package through the default bundle.",
+    )
+    demo.add_argument("--realtime", action="store_true",
+                      help="play the scene at real-time speed instead of as fast as possible")
+    demo.set_defaults(func=_cmd_demo)
+
+    run = sub.add_parser(
+        "run",
+        help="run a WAV file through the loop: captions, alerts, answers, latency summary",
+        description="Run a WAV file through the perceive-decide-respond loop (the same threads"
+                    " a microphone uses) and print captions, alerts and a latency summary.",
+        epilog=RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("input", metavar="INPUT", help="WAV file (16-bit PCM or float, any rate)")
+    run.add_argument("--model", metavar="PATH", default=None,
+                     help="model bundle folder or .zip (default: the shipped bundle)")
+    run.add_argument("--backend", default="onnxruntime",
+                     choices=["onnxruntime", "litert", "tflite-runtime"],
+                     help="inference backend (default onnxruntime)")
+    run.add_argument("--precision", default=None,
+                     choices=["fp32", "fp16", "int8-dynamic", "int8-static"],
+                     help="artifact precision (default: the smallest the backend runs)")
+    run.add_argument("--threads", type=_positive_int, default=1,
+                     help="inference threads (default 1: leave a core for audio and features)")
+    run.add_argument("--providers", default=None, metavar="LIST",
+                     help="onnxruntime execution providers, e.g. tensorrt,cuda (CPU is always"
+                          " the fallback; needs onnxruntime-gpu)")
+    run.add_argument("--instruction", default=None, metavar="TEXT",
+                     help='what to listen for, e.g. "tell me if the doorbell rings"')
+    run.add_argument("--realtime", action="store_true",
+                     help="pace the file at 1x like a microphone (default: as fast as possible,"
+                          " lossless)")
+    run.add_argument("--jsonl", default=None, metavar="PATH|-",
+                     help="write every event as a JSON line to PATH, or to stdout with '-'"
+                          " (the console view then goes to stderr)")
+    run.add_argument("--quiet", action="store_true",
+                     help="no live console view (the summary is still printed)")
+    run.add_argument("--speak", action="store_true",
+                     help="speak alerts and answers with espeak-ng")
+    run.add_argument("--color", action=argparse.BooleanOptionalAction, default=None,
+                     help="ANSI colours in the console view (default: when it is a terminal)")
+    run.add_argument("--stats-every", type=float, default=0.0, metavar="SECONDS",
+                     help="emit a stats event every SECONDS of audio (default: only at the end)")
+    run.set_defaults(func=_cmd_run)
+
+    info = sub.add_parser(
+        "info",
+        help="show versions, native build, available backends and a bundle's contents",
+        description="Print what this installation can do: versions, native extensions,"
+                    " inference backends, optional parts; and the manifest summary and"
+                    " artifacts of a bundle (--model, default: the shipped one).",
+        epilog="example:\n  aim-edge info --model bundles/small",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    info.add_argument("--model", metavar="PATH", default=None,
+                      help="bundle folder or .zip to describe (default: the shipped bundle)")
+    info.set_defaults(func=_cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args))
+    except AimEdgeError as exc:
+        print(f"aim-edge {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

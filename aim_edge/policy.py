@@ -1,0 +1,426 @@
+"""The decision policy: from per-chunk model outputs to captions, alerts and answers.
+
+Inputs per chunk (160 ms): ``ctc_logprobs`` (frames, vocab) log-probabilities,
+``speak_logit`` (1,), ``intent_logits`` (intents,), ``event_logits`` (events,). Probabilities
+are ``sigmoid`` of the logits; the intent is the ``argmax`` of ``intent_logits``.
+
+Alert rule (exact)
+------------------
+Per event label ``e`` with calibrated threshold ``on_e`` (manifest ``thresholds.events``) and
+``off_e = max(on_e - hysteresis, 0.01)``:
+
+* **activation (hysteresis)**: ``e`` becomes *active* at the first chunk with
+  ``p_e >= on_e`` and stays active until a chunk with ``p_e < off_e``. The speak-now decision
+  uses the same scheme with ``thresholds.speak_now``.
+* ``e`` is **allowed** when, in this order:
+
+  1. ``e`` is muted by the active instruction -> never;
+  2. ``e`` is a safety class -> always (safety is on without any instruction);
+  3. ``e`` is never a target (``other_sound``), or the instruction asks for emergencies or
+     captions only -> never;
+  4. the instruction names ``e`` ("tell me if the doorbell rings") -> yes;
+  5. the model decides to speak: speak-now is active **and** the argmax intent is ``alert``
+     -> yes;
+  6. otherwise -> no.
+
+* An **alert fires** at the first chunk where ``e`` is active, allowed, not yet alerted during
+  this activation, and at least ``refractory_s`` (per label) after the previous alert of ``e``.
+  So one activation gives at most one alert, and a label cannot re-alert within its refractory
+  time. ``score`` = ``p_e`` at that chunk; ``start_s`` = start of the activation's first chunk.
+* **Keywords**: when the instruction watches keywords ("tell me if someone says dinner"), a
+  keyword appearing as a whole word in the current caption fires an alert labelled
+  ``keyword:<word>`` (score 1.0, ``start_s`` = start of the utterance), once per utterance and
+  subject to the refractory time.
+
+Answers: when speak-now becomes active with argmax intent ``answer`` or ``acknowledge``, an
+``answer`` event is emitted (refractory ``answer_refractory_s``). A final caption that starts
+with a wake phrase ("hey aim ...") is addressed to the assistant: if the rest parses as an
+instruction (:func:`~aim_edge.instructions.parse_instruction`) it becomes the new instruction
+and is acknowledged, otherwise it is a question and gets an ``answer`` event unless the model
+already answered during that utterance. Answer text comes from an ``answerer`` hook
+(``question -> str``); without one it is ``""`` (the runtime has no answer engine) and
+``"Okay."`` for acknowledgements.
+
+Captions: greedy CTC decoding (argmax per encoder frame, repeats collapsed across chunk
+boundaries, blanks dropped). The current utterance is emitted as a *partial* caption whenever
+its text changes; it becomes *final* at an endpoint (``endpoint_s`` of consecutive blank frames
+after text), after ``max_utterance_s``, or at the end of input. A second-pass recogniser
+(Whisper, issue 9) can replace the text of final captions: see
+:class:`~aim_edge.engine.SecondPass`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .config import _Config, _is_real
+from .instructions import WAKE_PHRASES, InstructionMeaning, parse_instruction, strip_wake_phrase
+
+__all__ = ["CaptionDecoder", "DecisionPolicy", "PolicyConfig", "ctc_greedy"]
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyConfig(_Config):
+    """Options of the decision policy (thresholds themselves come from the bundle).
+
+    Parameters
+    ----------
+    hysteresis : float
+        ``off = on - hysteresis`` for every label and speak-now (manifest
+        ``thresholds.hysteresis`` wins when present).
+    refractory_s : float
+        Seconds after an alert during which the same label does not alert again (manifest
+        ``thresholds.refractory_s``, a number or ``{label: seconds}``, wins per label).
+    answer_refractory_s : float
+        Minimum seconds between two answers.
+    endpoint_s : float
+        Seconds of consecutive CTC blanks that end an utterance (final caption).
+    max_utterance_s : float
+        An utterance longer than this is finalised anyway.
+    wake_phrases : tuple of str
+        Phrases that address the assistant at the start of a caption.
+    spoken_instructions : bool
+        Let a caption "hey aim, <instruction>" replace the active instruction.
+    """
+
+    _name: ClassVar[str] = "policy"
+
+    hysteresis: float = 0.1
+    refractory_s: float = 5.0
+    answer_refractory_s: float = 2.0
+    endpoint_s: float = 0.8
+    max_utterance_s: float = 30.0
+    wake_phrases: tuple[str, ...] = WAKE_PHRASES
+    spoken_instructions: bool = True
+
+    def validate(self) -> None:
+        if not _is_real(self.hysteresis) or not 0.0 <= self.hysteresis < 1.0:
+            self._fail("hysteresis", self.hysteresis, "a number in [0, 1)")
+        for name in ("refractory_s", "answer_refractory_s"):
+            v = getattr(self, name)
+            if not _is_real(v) or v < 0:
+                self._fail(name, v, "a number of seconds >= 0")
+        for name in ("endpoint_s", "max_utterance_s"):
+            v = getattr(self, name)
+            if not _is_real(v) or v <= 0:
+                self._fail(name, v, "a positive number of seconds")
+        if isinstance(self.wake_phrases, str) or not all(
+                isinstance(p, str) and p.strip() for p in self.wake_phrases):
+            self._fail("wake_phrases", self.wake_phrases, "a tuple of non-empty strings")
+        if not isinstance(self.spoken_instructions, bool):
+            self._fail("spoken_instructions", self.spoken_instructions, "True or False")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> PolicyConfig:
+        data = dict(data or {})
+        if "wake_phrases" in data and isinstance(data["wake_phrases"], list):
+            data["wake_phrases"] = tuple(data["wake_phrases"])
+        return super().from_dict(data)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float64)
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -60.0, 60.0)))
+
+
+def ctc_greedy(logprobs: np.ndarray, vocab: Sequence[str], blank: int = 0) -> str:
+    """Greedy CTC decoding of a whole ``(frames, vocab)`` matrix (one-shot helper)."""
+    dec = CaptionDecoder(vocab, blank=blank)
+    dec.accept(np.asarray(logprobs), 0)
+    return dec.text
+
+
+class CaptionDecoder:
+    """Streaming greedy CTC decoder for one utterance at a time.
+
+    Frame indices are absolute encoder frames; the caller converts them to seconds.
+    """
+
+    def __init__(self, vocab: Sequence[str], blank: int = 0) -> None:
+        self.vocab = tuple(str(v) for v in vocab)
+        self.blank = blank
+        self.reset()
+
+    def reset(self) -> None:
+        self.tokens: list[tuple[int, int]] = []  # (token id, frame index)
+        self.last = self.blank  # previous frame's argmax, across chunk boundaries
+        self.blank_run = 0  # consecutive frames without a token since the last token
+
+    def new_utterance(self) -> None:
+        """Forget the text but keep ``last`` so a repeat across the boundary still collapses."""
+        self.tokens = []
+        self.blank_run = 0
+
+    def accept(self, logprobs: np.ndarray, first_frame: int) -> bool:
+        """Consume ``(frames, vocab)`` log-probs; True when tokens were added."""
+        if logprobs.ndim != 2 or logprobs.shape[1] != len(self.vocab):
+            raise ValueError(f"ctc_logprobs has shape {logprobs.shape}; expected (frames,"
+                             f" {len(self.vocab)})")
+        best = np.argmax(logprobs, axis=1)
+        added = False
+        for j, a in enumerate(best.tolist()):
+            if a == self.blank:
+                self.blank_run += 1
+            elif a != self.last:
+                self.tokens.append((a, first_frame + j))
+                self.blank_run = 0
+                added = True
+            else:
+                self.blank_run = 0  # a repeated token continues the same emission
+            self.last = a
+        return added
+
+    @property
+    def text(self) -> str:
+        s = "".join(self.vocab[t] for t, _ in self.tokens).replace("\u2581", " ")
+        return re.sub(r"\s+", " ", s).strip()
+
+    @property
+    def first_frame(self) -> int:
+        return self.tokens[0][1] if self.tokens else -1
+
+    @property
+    def last_frame(self) -> int:
+        return self.tokens[-1][1] if self.tokens else -1
+
+
+@dataclasses.dataclass
+class ChunkInfo:
+    """Where a chunk sits on the stream's timeline (seconds, dropped audio included)."""
+
+    index: int
+    start_s: float  # start of the chunk's first fbank frame
+    end_s: float  # time of the chunk's last sample
+    frame_s: float  # duration of one CTC (encoder) frame
+    first_ctc_frame: int  # absolute index of the chunk's first CTC frame
+
+
+class DecisionPolicy:
+    """Per-stream decision state: activations, refractory clocks, captions, instruction.
+
+    Parameters
+    ----------
+    vocab, events, intents : the bundle's labels (``intents[0]`` = stay silent).
+    safety : safety event labels.
+    speak_threshold, event_thresholds : calibrated ``on`` thresholds (probabilities).
+    config : :class:`PolicyConfig`.
+    refractory : per-label refractory seconds overriding ``config.refractory_s``.
+    hysteresis : overrides ``config.hysteresis`` (from the manifest).
+    aliases : extra instruction phrases per event label.
+    answerer : ``question -> answer text`` hook.
+    """
+
+    def __init__(self, *, vocab: Sequence[str], events: Sequence[str], intents: Sequence[str],
+                 safety: Sequence[str], speak_threshold: float,
+                 event_thresholds: Mapping[str, float], config: PolicyConfig | None = None,
+                 refractory: Mapping[str, float] | None = None, hysteresis: float | None = None,
+                 aliases: Mapping[str, Sequence[str]] | None = None,
+                 answerer: Callable[[str], str] | None = None) -> None:
+        self.config = config or PolicyConfig()
+        self.config.validate()
+        self.events = tuple(events)
+        self.intents = tuple(intents)
+        self.safety = frozenset(safety)
+        self.never_target = frozenset({"other_sound"})
+        self.aliases = dict(aliases or {})
+        self.answerer = answerer
+        h = self.config.hysteresis if hysteresis is None else float(hysteresis)
+        self.on = np.array([float(event_thresholds[e]) for e in self.events], np.float64)
+        self.off = np.maximum(self.on - h, 0.01)
+        self.speak_on = float(speak_threshold)
+        self.speak_off = max(self.speak_on - h, 0.01)
+        ref = dict(refractory or {})
+        self.refractory = np.array([float(ref.get(e, self.config.refractory_s))
+                                    for e in self.events], np.float64)
+        self.keyword_refractory = float(self.config.refractory_s)
+        self._intent_alert = self._intent_index("alert")
+        self._intent_answer = {i for i in (self._intent_index("answer"),
+                                           self._intent_index("acknowledge")) if i is not None}
+        self.captions = CaptionDecoder(vocab)
+        self.meaning = InstructionMeaning()
+        self.reset()
+
+    def _intent_index(self, name: str) -> int | None:
+        return self.intents.index(name) if name in self.intents else None
+
+    def reset(self) -> None:
+        n = len(self.events)
+        self.active = np.zeros(n, bool)
+        self.alerted = np.zeros(n, bool)
+        self.activation_start = np.zeros(n, np.float64)
+        self.last_alert = np.full(n, -math.inf)
+        self.speaking = False
+        self.last_answer = -math.inf
+        self.keyword_last: dict[str, float] = {}
+        self.keywords_alerted: set[str] = set()
+        self.answered_utterance = False
+        self.partial_text = ""
+        self.utterance_start_s = 0.0
+        self.captions.reset()
+        self.last_probs: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ instruction
+    def parse(self, text: str | None) -> InstructionMeaning:
+        return parse_instruction(text, self.events, self.safety, aliases=self.aliases,
+                                 never_target=self.never_target)
+
+    def set_meaning(self, meaning: InstructionMeaning) -> None:
+        self.meaning = meaning
+
+    def allowed(self, label: str, speaking: bool, intent: int) -> str | None:
+        """Why ``label`` may alert now (``safety``/``instruction``/``model``) or None."""
+        m = self.meaning
+        if label in m.muted_labels:
+            return None
+        if label in self.safety:
+            return "safety"
+        if label in self.never_target or m.intent in ("transcribe_only", "emergency_only"):
+            return None
+        if label in m.target_labels:
+            return "instruction"
+        if speaking and self._intent_alert is not None and intent == self._intent_alert:
+            return "model"
+        return None
+
+    # ------------------------------------------------------------------ per chunk
+    def step(self, outputs: Mapping[str, np.ndarray], chunk: ChunkInfo
+             ) -> tuple[list[dict[str, Any]], list[str]]:
+        """Decide on one chunk.
+
+        Returns ``(events, instruction_requests)``: events without ``latency_ms`` (the stream
+        stamps it when they are emitted), and texts that should become the new instruction
+        (spoken instructions).
+        """
+        out: list[dict[str, Any]] = []
+        requests: list[str] = []
+        t = chunk.end_s
+        p_events = _sigmoid(np.asarray(outputs["event_logits"]).reshape(-1))
+        p_speak = float(_sigmoid(np.asarray(outputs["speak_logit"]).reshape(-1)[:1])[0])
+        intent_logits = np.asarray(outputs["intent_logits"]).reshape(-1)
+        intent = int(np.argmax(intent_logits)) if intent_logits.size else 0
+        self.last_probs = {"speak": p_speak, "intent": intent, "events": p_events}
+
+        # speak-now with hysteresis; answers on its rising edge
+        was_speaking = self.speaking
+        if not self.speaking and p_speak >= self.speak_on:
+            self.speaking = True
+        elif self.speaking and p_speak < self.speak_off:
+            self.speaking = False
+        if (self.speaking and not was_speaking and intent in self._intent_answer
+                and t - self.last_answer >= self.config.answer_refractory_s):
+            kind = self.intents[intent]
+            question = self.captions.text or self.partial_text
+            out.append(self._answer(t, kind, question, p_speak, "model"))
+
+        # events: hysteresis, allowance, once per activation, refractory
+        rising = (~self.active) & (p_events >= self.on)
+        falling = self.active & (p_events < self.off)
+        self.active = (self.active | rising) & ~falling
+        self.activation_start[rising] = chunk.start_s
+        self.alerted[rising | falling] = False
+        for i in np.flatnonzero(self.active & ~self.alerted):
+            label = self.events[i]
+            why = self.allowed(label, self.speaking, intent)
+            if why is None or t - self.last_alert[i] < self.refractory[i]:
+                continue
+            self.alerted[i] = True
+            self.last_alert[i] = t
+            out.append({"type": "alert", "t": t, "label": label, "score": float(p_events[i]),
+                        "start_s": float(self.activation_start[i]),
+                        "safety": label in self.safety, "source": why})
+
+        # captions
+        logprobs = np.asarray(outputs["ctc_logprobs"])
+        logprobs = logprobs.reshape(-1, logprobs.shape[-1])
+        had_text = bool(self.captions.tokens)
+        self.captions.accept(logprobs, chunk.first_ctc_frame)
+        if not had_text and self.captions.tokens:
+            self.utterance_start_s = self._frame_time(self.captions.first_frame, chunk)
+            self.answered_utterance = False
+            self.keywords_alerted = set()
+        text = self.captions.text
+        if self.captions.tokens and text != self.partial_text:
+            self.partial_text = text
+            out.append(self._caption(t, False, chunk))
+            out.extend(self._keyword_alerts(t, text))
+        endpoint = self.captions.blank_run * chunk.frame_s >= self.config.endpoint_s
+        too_long = (self.captions.tokens and
+                    t - self.utterance_start_s >= self.config.max_utterance_s)
+        if self.captions.tokens and (endpoint or too_long):
+            out.extend(self._finalise(t, chunk, requests))
+        return out, requests
+
+    def flush(self, t: float, chunk: ChunkInfo | None) -> tuple[list[dict[str, Any]], list[str]]:
+        """End of input: finalise the current utterance."""
+        out: list[dict[str, Any]] = []
+        requests: list[str] = []
+        if self.captions.tokens:
+            out.extend(self._finalise(t, chunk, requests))
+        return out, requests
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _frame_time(frame: int, chunk: ChunkInfo | None) -> float:
+        if chunk is None:
+            return 0.0
+        return chunk.start_s + (frame - chunk.first_ctc_frame) * chunk.frame_s
+
+    def _caption(self, t: float, final: bool, chunk: ChunkInfo | None) -> dict[str, Any]:
+        start = self.utterance_start_s
+        end = self._frame_time(self.captions.last_frame + 1, chunk) if chunk else t
+        end = min(end, t)  # frames of a padded last chunk reach past the audio
+        start = min(start, end)
+        return {"type": "caption", "t": t, "final": final, "text": self.captions.text,
+                "start_s": float(start), "end_s": float(end)}
+
+    def _answer(self, t: float, kind: str, question: str, score: float, source: str
+                ) -> dict[str, Any]:
+        self.last_answer = t
+        self.answered_utterance = True
+        if self.answerer is not None:
+            text = str(self.answerer(question))
+        else:
+            text = "Okay." if kind == "acknowledge" else ""
+        return {"type": "answer", "t": t, "intent": kind, "text": text, "question": question,
+                "score": float(score), "source": source}
+
+    def _keyword_alerts(self, t: float, text: str) -> list[dict[str, Any]]:
+        out = []
+        for kw in self.meaning.target_keywords:
+            if kw in self.keywords_alerted:
+                continue
+            if re.search(rf"\b{re.escape(kw)}\b", text.lower()) is None:
+                continue
+            label = f"keyword:{kw}"
+            if t - self.keyword_last.get(label, -math.inf) < self.keyword_refractory:
+                continue
+            self.keywords_alerted.add(kw)
+            self.keyword_last[label] = t
+            out.append({"type": "alert", "t": t, "label": label, "score": 1.0,
+                        "start_s": float(self.utterance_start_s), "safety": False,
+                        "source": "keyword"})
+        return out
+
+    def _finalise(self, t: float, chunk: ChunkInfo | None, requests: list[str]
+                  ) -> list[dict[str, Any]]:
+        out = [self._caption(t, True, chunk)]
+        text = out[0]["text"]
+        rest = strip_wake_phrase(text, self.config.wake_phrases)
+        if rest:
+            meaning = self.parse(rest)
+            if meaning.intent != "none" and self.config.spoken_instructions:
+                requests.append(rest)
+                if not self.answered_utterance:
+                    out.append(self._answer(t, "acknowledge", rest, 1.0, "wake_phrase"))
+            elif not self.answered_utterance:
+                out.append(self._answer(t, "answer", rest, 1.0, "wake_phrase"))
+        self.captions.new_utterance()
+        self.partial_text = ""
+        self.answered_utterance = False
+        return out

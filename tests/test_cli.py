@@ -1,0 +1,42 @@
+"""The CLI entry points that exist so far, through the installed console script."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aim_edge import cli
+
+
+def test_demo_without_bundle_exits_zero_with_a_clear_message(capsys):
+    assert cli.main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "no model bundle yet" in out
+
+
+def test_info_lists_native_extensions_and_backends(capsys):
+    assert cli.main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "ring_buffer  ok" in out
+    assert "fbank        ok" in out
+    assert "onnxruntime" in out and "CPUExecutionProvider" in out
+
+
+def test_no_command_prints_help_and_exits_2(capsys):
+    assert cli.main([]) == 2
+    assert "aim-edge demo" in capsys.readouterr().out
+
+
+def test_console_script_is_installed():
+    exe = Path(sys.executable).parent / "aim-edge"
+    assert exe.exists(), f"{exe} missing: install the package with `pip install -e .`"
+    proc = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "examples:" in proc.stdout
+
+
+def test_unknown_command_is_a_usage_error():
+    with pytest.raises(SystemExit) as info:
+        cli.main(["frobnicate"])
+    assert info.value.code == 2

@@ -1,0 +1,141 @@
+"""`aim-edge run` and `aim-edge info --model` on a generated WAV and the small test bundle."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+from runtime_helpers import noise
+
+from aim_edge import cli
+from aim_edge.audio import write_wav
+from aim_edge.respond import validate_event
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def wav(tmp_path):
+    return write_wav(tmp_path / "scene.wav", 16000, noise(2.0, seed=12))
+
+
+def test_run_writes_json_lines_and_a_summary(runtime_small_bundle, wav, tmp_path, capsys):
+    out = tmp_path / "events.jsonl"
+    rc = cli.main(["run", str(wav), "--model", str(runtime_small_bundle), "--jsonl", str(out),
+                   "--instruction", "tell me if the kettle whistles"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    for e in events:
+        validate_event(e)
+    assert events[0]["type"] == "instruction"
+    assert events[0]["meaning"]["target_labels"] == ["kettle_whistle"]
+    assert events[-1]["type"] == "stats" and events[-1]["chunks"] == 13
+    for needle in ("instruction (cli): tell me if the kettle whistles", "summary:",
+                   "13 x 160 ms", "RTF", "latency", "p99", "dropped       0 samples",
+                   "algorithmic", "onnxruntime"):
+        assert needle in text, needle
+
+
+def test_run_jsonl_to_stdout_keeps_stdout_pure(runtime_small_bundle, wav, capsys):
+    rc = cli.main(["run", str(wav), "--model", str(runtime_small_bundle), "--jsonl", "-"])
+    assert rc == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert lines and all(json.loads(line)["type"] for line in lines)
+    assert "summary:" in captured.err
+
+
+def test_run_quiet_prints_only_the_summary(runtime_small_bundle, wav, capsys):
+    assert cli.main(["run", str(wav), "--model", str(runtime_small_bundle), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("summary:")
+
+
+def test_run_on_an_empty_file(runtime_small_bundle, tmp_path, capsys):
+    path = write_wav(tmp_path / "empty.wav", 16000, np.zeros(0, np.int16))
+    assert cli.main(["run", str(path), "--model", str(runtime_small_bundle)]) == 0
+    out = capsys.readouterr().out
+    assert "holds no audio samples" in out and "0 x 160 ms" in out
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["run", "no-such.wav"], "audio file not found: no-such.wav"),
+    (["run", "{wav}", "--model", "no-such-bundle"], "bundle not found: no-such-bundle"),
+    (["run", "{wav}", "--model", "{bundle}", "--precision", "int8-static"],
+     "no step artifact with format='onnx' precision='int8-static'"),
+    (["run", "{wav}", "--model", "{bundle}", "--jsonl", "/no/such/dir/x.jsonl"],
+     "--jsonl /no/such/dir/x.jsonl"),
+])
+def test_run_errors_are_one_line_and_exit_1(runtime_small_bundle, wav, capsys, argv, needle):
+    argv = [a.format(wav=wav, bundle=runtime_small_bundle) for a in argv]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1, err
+    assert err.startswith("aim-edge run: error:")
+
+
+def test_run_with_a_missing_backend_names_the_install(runtime_small_bundle, wav, capsys):
+    with mock.patch.dict(sys.modules, {"ai_edge_litert": None,
+                                       "ai_edge_litert.interpreter": None}):
+        rc = cli.main(["run", str(wav), "--model", str(runtime_small_bundle),
+                       "--backend", "litert"])
+    assert rc == 1
+    assert "pip install aim-edge[tflite]" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["run"], ["run", "x.wav", "--threads", "0"],
+                                  ["run", "x.wav", "--backend", "tensorflow"]])
+def test_run_usage_errors_exit_2(argv):
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 2
+
+
+def test_run_help_teaches_with_examples(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--help"])
+    out = capsys.readouterr().out
+    for needle in ("examples:", "--realtime", "--jsonl", "--instruction", "JSON lines"):
+        assert needle in out
+
+
+def test_info_shows_the_bundle(runtime_small_bundle, capsys):
+    assert cli.main(["info", "--model", str(runtime_small_bundle)]) == 0
+    out = capsys.readouterr().out
+    for needle in ("bundle   runtime-test-small", "smoke_alarm [safety]", "doorbell",
+                   "model.fp32.onnx", "role=step", "algorithmic", "encoder: none",
+                   "zero embedding", "16000 Hz, 80 mels", "ai-edge-litert"):
+        assert needle in out, needle
+
+
+def test_ctrl_c_stops_a_realtime_run_cleanly(runtime_small_bundle, tmp_path):
+    path = write_wav(tmp_path / "long.wav", 16000, noise(30.0))
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    with subprocess.Popen(
+            [sys.executable, "-m", "aim_edge.cli", "run", str(path), "--model",
+             str(runtime_small_bundle), "--realtime", "--jsonl", "-", "--quiet"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            cwd=ROOT) as proc:
+        try:
+            line = proc.stdout.readline()  # the first event: the loop is running
+            assert line.startswith("{"), proc.stderr.read()
+            time.sleep(0.3)
+            t0 = time.perf_counter()
+            proc.send_signal(signal.SIGINT)
+            rc = proc.wait(timeout=10)
+            elapsed = time.perf_counter() - t0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        err = proc.stderr.read()
+    assert rc == 130, err
+    assert "interrupted" in err
+    assert elapsed < 3.0, "Ctrl-C must not wait for the 30 s file to finish"

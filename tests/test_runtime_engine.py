@@ -1,0 +1,489 @@
+"""Engine and stream on a real (tiny, untrained) exported bundle: streaming == one-shot, bad
+bundles, missing backends, bad audio, resampling, reset, several streams."""
+
+import json
+import shutil
+import struct
+import sys
+import types
+from unittest import mock
+
+import numpy as np
+import pytest
+from runtime_helpers import ScriptedBackend, noise
+
+from aim_edge.audio import read_wav, write_wav
+from aim_edge.backends import (
+    BACKENDS,
+    available_backends,
+    check_known_answer,
+    create_backend,
+    run_known_answer,
+)
+from aim_edge.bundle import load_bundle, sha256_file
+from aim_edge.config import FbankConfig
+from aim_edge.engine import Engine
+from aim_edge.errors import (
+    AudioInputError,
+    AudioTypeError,
+    BackendUnavailableError,
+    BundleError,
+    OptionalDependencyError,
+)
+from aim_edge.features import compute_fbank
+
+HEADS = ("ctc_logprobs", "speak_logit", "intent_logits", "event_logits")
+
+
+@pytest.fixture(scope="module")
+def engine(runtime_small_bundle):
+    with Engine.from_bundle(runtime_small_bundle) as eng:
+        yield eng
+
+
+def stream_with_blocks(engine, x, block):
+    """Push ``x`` in blocks of ``block`` samples, decoding whenever ready."""
+    s = engine.create_stream(record_outputs=True)
+    events = []
+    for i in range(0, len(x), block):
+        s.accept_waveform(16000, x[i:i + block])
+        while s.is_ready():
+            events.extend(s.decode())
+    s.input_finished()
+    while s.is_ready():
+        events.extend(s.decode())
+    return s, events
+
+
+def strip_latency(events):
+    return [{k: v for k, v in e.items() if k != "latency_ms"} for e in events]
+
+
+# ---------------------------------------------------------------------------- streaming
+
+def test_streaming_equals_one_shot_for_awkward_push_sizes(engine):
+    x = noise(1.9, seed=3)[:30_517]  # not a whole number of chunks, hops or frames
+    ref = engine.process_array(x, 16000, block_samples=len(x), record_outputs=True)
+    assert ref.chunks == 12  # 189 frames -> 11 full chunks + a padded 13-frame one
+    ref_outputs = ref.outputs
+    for block in (1, 17, 160, 509, 1281, 8193):
+        s, events = stream_with_blocks(engine, x if block > 1 else x[:8000], block)
+        outs = s.get_result().outputs
+        want = ref_outputs if block > 1 else None
+        if want is None:  # 1-sample pushes on a shorter prefix: compare with its own one-shot
+            want = engine.process_array(x[:8000], 16000, block_samples=8000,
+                                        record_outputs=True).outputs
+        assert len(outs) == len(want)
+        for a, b in zip(outs, want, strict=True):
+            for k in HEADS:
+                np.testing.assert_array_equal(a[k], b[k], err_msg=f"{k}, block {block}")
+        if block > 1:
+            assert strip_latency(events) == strip_latency(ref.events)
+    # final model state is identical too
+    s1, _ = stream_with_blocks(engine, x, 509)
+    s2, _ = stream_with_blocks(engine, x, len(x))
+    for k, v in s1.state.items():
+        np.testing.assert_array_equal(v, s2.state[k], err_msg=k)
+
+
+def test_engine_outputs_equal_a_direct_onnxruntime_reference(engine, runtime_small_bundle):
+    import onnxruntime as ort
+
+    x = noise(1.0, seed=5)
+    res = engine.process_array(x, 16000, record_outputs=True)
+    bundle = engine.bundle
+    feats = compute_fbank(x, bundle.features)
+    n = len(feats) // 16
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    sess = ort.InferenceSession(str(bundle.artifact(precision="fp32").path), opts,
+                                providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    state = {s.name: np.full(s.shape, s.init, np.float32) for s in bundle.state}
+    for i in range(n):
+        out = dict(zip(names, sess.run(None, {
+            "fbank": feats[16 * i:16 * i + 16][None], **state,
+            "instruction": np.zeros((1, bundle.instruction_dim), np.float32)}), strict=True))
+        for k in HEADS:
+            np.testing.assert_allclose(res.outputs[i][k], out[k][0], rtol=0, atol=1e-5)
+        state = {s.name: out[f"new_{s.name}"] for s in bundle.state}
+
+
+def test_timestamps_are_ordered_per_chunk(engine):
+    s, _ = stream_with_blocks(engine, noise(1.0), 2560)
+    recs = s.timings.records()
+    assert len(recs) == s.get_result().chunks == 7  # 98 frames: 6 chunks + 2 frames padded
+    for r in recs:
+        stamps = [r.t_capture, r.t_ring, r.t_features, r.t_decide, r.t_model, r.t_decision,
+                  r.t_emitted]
+        assert all(stamps) and stamps == sorted(stamps), r.as_dict()
+        assert 0 < r.latency_ms() < 1000
+    summary = s.timings.summary()
+    assert set(summary) >= {"features", "model", "decision", "respond", "end_to_end"}
+    assert summary["model"]["n"] == 7
+
+
+def test_reset_starts_over_identically(engine):
+    x = noise(1.2, seed=7)
+    s, first = stream_with_blocks(engine, x, 1000)
+    out1 = s.get_result().outputs
+    s.reset()
+    assert s.get_result().chunks == 0 and not s.get_result().events
+    for i in range(0, len(x), 777):
+        s.accept_waveform(16000, x[i:i + 777])
+    s.input_finished()
+    while s.is_ready():
+        s.decode()
+    out2 = s.get_result().outputs
+    assert len(out1) == len(out2)
+    for a, b in zip(out1, out2, strict=True):
+        np.testing.assert_array_equal(a["event_logits"], b["event_logits"])
+
+
+def test_decode_streams_matches_separate_streams(engine):
+    xs = [noise(1.0, seed=1), noise(0.7, seed=2)]
+    streams = [engine.create_stream(record_outputs=True) for _ in xs]
+    for s, x in zip(streams, xs, strict=True):
+        s.accept_waveform(16000, x)
+        s.input_finished()
+    while any(s.is_ready() for s in streams):
+        engine.decode_streams(streams)
+    for s, x in zip(streams, xs, strict=True):
+        alone = engine.process_array(x, 16000, record_outputs=True)
+        got = s.get_result().outputs
+        assert len(got) == len(alone.outputs)
+        for a, b in zip(got, alone.outputs, strict=True):
+            np.testing.assert_array_equal(a["speak_logit"], b["speak_logit"])
+
+
+def test_int16_input_equals_scaled_float(engine):
+    x16 = (noise(0.8, seed=9) * 32767).astype(np.int16)
+    a = engine.process_array(x16, 16000, record_outputs=True).outputs
+    b = engine.process_array(x16.astype(np.float32) / 32768.0, 16000,
+                             record_outputs=True).outputs
+    for u, v in zip(a, b, strict=True):
+        np.testing.assert_array_equal(u["speak_logit"], v["speak_logit"])
+
+
+# ---------------------------------------------------------------------------- bad bundles
+
+def copy_bundle(src, dst):
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_corrupt_bundle_is_refused_naming_sha256(runtime_small_bundle, tmp_path):
+    path = copy_bundle(runtime_small_bundle, tmp_path / "b")
+    f = path / "model.fp32.onnx"
+    data = bytearray(f.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    f.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=r"sha256 of model\.fp32\.onnx .*corrupt"):
+        Engine.from_bundle(path)
+
+
+def test_bundle_with_changed_features_is_refused_naming_the_field(runtime_small_bundle,
+                                                                   tmp_path):
+    path = copy_bundle(runtime_small_bundle, tmp_path / "b")
+    m = json.loads((path / "manifest.json").read_text())
+    m["features"]["preemph_coeff"] = 0.9
+    (path / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleError, match=r"features\.preemph_coeff = 0\.97.*0\.9"):
+        Engine.from_bundle(path)
+    # and a runtime that insists on its own front end refuses a differing bundle
+    with pytest.raises(BundleError, match=r"features\.n_mels"):
+        Engine.from_bundle(runtime_small_bundle, features=FbankConfig(n_mels=64))
+
+
+def test_bundle_whose_model_does_not_match_the_manifest_is_refused(runtime_small_bundle,
+                                                                   tmp_path):
+    path = copy_bundle(runtime_small_bundle, tmp_path / "b")
+    m = json.loads((path / "manifest.json").read_text())
+    m["state"][0]["name"] = "renamed_cache"
+    (path / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleError, match="missing inputs.*renamed_cache"):
+        Engine.from_bundle(path)
+
+
+def test_runtime_manifest_fields_are_validated(runtime_small_bundle, tmp_path):
+    path = copy_bundle(runtime_small_bundle, tmp_path / "b")
+    m = json.loads((path / "manifest.json").read_text())
+    m["thresholds"]["hysteresis"] = 1.5
+    (path / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleError, match="thresholds.hysteresis = 1.5"):
+        load_bundle(path)
+    m["thresholds"]["hysteresis"] = 0.2
+    m["thresholds"]["refractory_s"] = {"no_such_label": 1}
+    (path / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleError, match="no_such_label"):
+        load_bundle(path)
+    del m["thresholds"]["refractory_s"]
+    m["labels"]["events"][2]["aliases"] = ["chime", ""]
+    (path / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleError, match=r"labels\.events\[2\]\.aliases"):
+        load_bundle(path)
+    m["labels"]["events"][2]["aliases"] = ["chime"]
+    (path / "manifest.json").write_text(json.dumps(m))
+    assert load_bundle(path).events[2].aliases == ("chime",)
+
+
+def test_no_default_bundle_names_the_fix():
+    with mock.patch("aim_edge.bundles.default_bundle_path", return_value=None):
+        with pytest.raises(BundleError, match="--model"):
+            Engine.from_bundle(None)
+
+
+# ---------------------------------------------------------------------------- backends
+
+@pytest.mark.parametrize("backend,module,hint", [
+    ("litert", "ai_edge_litert", "aim-edge[tflite]"),
+    ("tflite-runtime", "tflite_runtime", "tflite-runtime"),
+    ("onnxruntime", "onnxruntime", "pip install onnxruntime"),
+])
+def test_missing_backend_raises_an_import_error_with_the_hint(runtime_small_bundle, backend,
+                                                              module, hint):
+    patched = {module: None, f"{module}.interpreter": None}
+    with mock.patch.dict(sys.modules, patched):
+        with pytest.raises(BackendUnavailableError) as info:
+            Engine.from_bundle(runtime_small_bundle, backend=backend)
+    assert isinstance(info.value, ImportError)
+    assert hint in str(info.value)
+
+
+def test_importing_the_runtime_needs_no_optional_backend():
+    code = ("import sys; sys.modules['ai_edge_litert'] = None; sys.modules['tflite_runtime'] ="
+            " None; import aim_edge.engine, aim_edge.loop, aim_edge.backends.litert,"
+            " aim_edge.backends.tflite_legacy, aim_edge.cli; print('ok')")
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_unknown_backend_and_missing_gpu_provider(runtime_small_bundle):
+    from aim_edge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="backend = 'tensorflow'"):
+        Engine.from_bundle(runtime_small_bundle, backend="tensorflow")
+    with pytest.raises(BackendUnavailableError, match="onnxruntime-gpu"):
+        Engine.from_bundle(runtime_small_bundle, providers=["tensorrt", "cuda"])
+    assert set(available_backends()) == set(BACKENDS)
+
+
+class _FakeInterpreter:
+    """Stands in for ai_edge_litert.interpreter.Interpreter: a signature runner over the
+    bundle's ONNX file (the test bundle has no TFLite artifact yet)."""
+
+    last_threads = None
+
+    def __init__(self, model_path, num_threads=1):
+        import onnxruntime as ort
+
+        type(self).last_threads = num_threads
+        self.sess = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
+
+    def get_signature_list(self):
+        return {"serving_default": {"inputs": [i.name for i in self.sess.get_inputs()],
+                                    "outputs": [o.name for o in self.sess.get_outputs()]}}
+
+    def get_signature_runner(self, key="serving_default"):
+        names = [o.name for o in self.sess.get_outputs()]
+
+        def run(**feeds):
+            return dict(zip(names, self.sess.run(None, feeds), strict=True))
+        return run
+
+
+def tflite_bundle(src, dst, known_answer=None):
+    path = copy_bundle(src, dst)
+    shutil.copy(path / "model.fp32.onnx", path / "model.fp32.tflite")
+    m = json.loads((path / "manifest.json").read_text())
+    f = path / "model.fp32.tflite"
+    entry = {"file": f.name, "format": "tflite", "precision": "fp32", "role": "step",
+             "size": f.stat().st_size, "sha256": sha256_file(f), "parity": {}}
+    if known_answer is not None:
+        entry["parity"]["known_answer"] = known_answer
+    m["artifacts"].append(entry)
+    (path / "manifest.json").write_text(json.dumps(m))
+    return path
+
+
+def fake_litert_modules():
+    pkg = types.ModuleType("ai_edge_litert")
+    sub = types.ModuleType("ai_edge_litert.interpreter")
+    sub.Interpreter = _FakeInterpreter
+    pkg.interpreter = sub
+    return {"ai_edge_litert": pkg, "ai_edge_litert.interpreter": sub}
+
+
+def test_litert_backend_runs_through_its_signature_runner(engine, runtime_small_bundle,
+                                                          tmp_path):
+    x = noise(1.5, seed=11)
+    ref = engine.process_array(x, 16000, record_outputs=True)
+    path = tflite_bundle(runtime_small_bundle, tmp_path / "b")
+    with mock.patch.dict(sys.modules, fake_litert_modules()):
+        with Engine.from_bundle(path, backend="litert", threads=1) as lite:
+            assert lite.backend.name == "litert"
+            assert _FakeInterpreter.last_threads == 1
+            got = lite.process_array(x, 16000, record_outputs=True)
+    assert strip_latency(got.events) == strip_latency(ref.events)
+    for a, b in zip(got.outputs, ref.outputs, strict=True):
+        np.testing.assert_allclose(a["event_logits"], b["event_logits"], atol=1e-5)
+
+
+def test_litert_refuses_a_bundle_without_a_tflite_artifact(runtime_small_bundle):
+    with mock.patch.dict(sys.modules, fake_litert_modules()):
+        with pytest.raises(BundleError, match="no step artifact with format='tflite'"):
+            Engine.from_bundle(runtime_small_bundle, backend="litert")
+
+
+def test_known_answer_check(engine, runtime_small_bundle, tmp_path):
+    ka = {"chunks": 4, "atol": 1e-4, **run_known_answer(engine.backend, engine.bundle, 4)}
+    path = tflite_bundle(runtime_small_bundle, tmp_path / "good", ka)
+    bundle = load_bundle(path)
+    art = bundle.artifact(format="tflite")
+    assert check_known_answer(engine.backend, bundle, art) < 1e-4
+    bad = dict(ka, speak_logit=[v + 1.0 for v in ka["speak_logit"]])
+    path = tflite_bundle(runtime_small_bundle, tmp_path / "bad", bad)
+    bundle = load_bundle(path)
+    with pytest.raises(BackendUnavailableError, match="known-answer check failed"):
+        check_known_answer(engine.backend, bundle, bundle.artifact(format="tflite"))
+    # the litert backend applies it at load time
+    with mock.patch.dict(sys.modules, fake_litert_modules()):
+        with pytest.raises(BackendUnavailableError, match="known-answer"):
+            Engine.from_bundle(path, backend="litert")
+
+
+def test_tflite_runtime_legacy_path_is_guarded(runtime_small_bundle, tmp_path):
+    pkg = types.ModuleType("tflite_runtime")
+    sub = types.ModuleType("tflite_runtime.interpreter")
+    sub.Interpreter = _FakeInterpreter
+    pkg.interpreter = sub
+    path = tflite_bundle(runtime_small_bundle, tmp_path / "b")
+    bundle = load_bundle(path)
+    with mock.patch.dict(sys.modules, {"tflite_runtime": pkg, "tflite_runtime.interpreter": sub}):
+        if sys.version_info >= (3, 12) or int(np.__version__.split(".")[0]) >= 2:
+            with pytest.raises(BackendUnavailableError, match=r"numpy < 2|Python <= 3\.11"):
+                create_backend("tflite-runtime", bundle)
+        with mock.patch("aim_edge.backends.tflite_legacy._check_platform"):
+            with pytest.raises(BackendUnavailableError, match="no parity.known_answer"):
+                create_backend("tflite-runtime", bundle)
+
+
+# ---------------------------------------------------------------------------- audio input
+
+def test_nan_input_raises_with_the_sample_index(engine):
+    s = engine.create_stream()
+    x = noise(0.5)
+    s.accept_waveform(16000, x)
+    bad = noise(0.5)
+    bad[1234] = np.nan
+    with pytest.raises(AudioInputError, match=r"sample 9234 is nan"):
+        s.accept_waveform(16000, bad)
+    bad[1234] = np.inf
+    with pytest.raises(AudioInputError, match="not finite"):
+        engine.process_array(bad, 16000)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.uint8, np.complex64, np.bool_])
+def test_wrong_dtype_raises_audio_type_error(engine, dtype):
+    s = engine.create_stream()
+    with pytest.raises(AudioTypeError, match=str(np.dtype(dtype))):
+        s.accept_waveform(16000, np.zeros(100, dtype))
+    with pytest.raises(AudioTypeError):
+        s.accept_waveform(16000, "not audio")
+
+
+def test_bad_shapes_and_rates(engine):
+    s = engine.create_stream()
+    with pytest.raises(AudioInputError, match="shape"):
+        s.accept_waveform(16000, np.zeros((2, 3, 4), np.float32))
+    with pytest.raises(AudioInputError, match="transpose"):
+        s.accept_waveform(16000, np.zeros((2, 16000), np.float32))
+    with pytest.raises(AudioInputError, match="sample_rate"):
+        s.accept_waveform(0, np.zeros(10, np.float32))
+    s.input_finished()
+    with pytest.raises(AudioInputError, match="reset"):
+        s.accept_waveform(16000, np.zeros(10, np.float32))
+
+
+def test_empty_input_gives_no_chunks_and_says_so(engine, tmp_path):
+    res = engine.process_array(np.zeros(0, np.float32), 16000)
+    assert res.chunks == 0 and res.events == [] and res.text == ""
+    assert any("no audio" in n for n in res.notes)
+    path = write_wav(tmp_path / "empty.wav", 16000, np.zeros(0, np.int16))
+    res = engine.process_file(path)
+    assert res.chunks == 0 and any("no audio samples" in n for n in res.notes)
+    # shorter than one frame: nothing to decide either
+    res = engine.process_array(np.zeros(100, np.float32), 16000)
+    assert res.chunks == 0
+
+
+def test_stereo_48k_wav_is_mixed_down_and_resampled_with_soxr(engine, tmp_path):
+    import soxr
+
+    stereo = noise(2.0, rate=48000, seed=4, channels=2)
+    stereo[:, 1] *= 0.5
+    path = write_wav(tmp_path / "stereo48.wav", 48000, stereo)
+    res = engine.process_file(path, record_outputs=True)
+    assert any("mixed 2 channels down" in n for n in res.notes)
+    assert any("resampled 48000 Hz -> 16000 Hz with soxr" in n for n in res.notes)
+    _, pcm = read_wav(path)
+    mono = pcm.astype(np.float32).mean(axis=1) / 32768.0
+    ref16 = soxr.resample(mono, 48000, 16000).astype(np.float32)
+    ref = engine.process_array(ref16, 16000, record_outputs=True)
+    assert res.chunks == ref.chunks == 13
+    assert abs(res.audio_s - 2.0) < 0.01
+    diff = max(float(np.abs(a["speak_logit"] - b["speak_logit"]).max())
+               for a, b in zip(res.outputs, ref.outputs, strict=True))
+    assert diff < 1e-2, diff
+
+
+def test_missing_soxr_is_an_optional_dependency_error(engine):
+    s = engine.create_stream()
+    with mock.patch.dict(sys.modules, {"soxr": None}):
+        with pytest.raises(OptionalDependencyError, match="pip install soxr"):
+            s.accept_waveform(44100, np.zeros(441, np.float32))
+    s.accept_waveform(16000, np.zeros(160, np.float32))  # the native rate needs no soxr
+
+
+def test_wav_formats(tmp_path):
+    x = noise(0.1)
+    # 32-bit float WAV (wave refuses it; our RIFF reader handles it)
+    data = x.astype("<f4").tobytes()
+    fmt = struct.pack("<HHIIHH", 3, 1, 16000, 64000, 4, 32)
+    riff = (b"RIFF" + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data)) + b"WAVE"
+            + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data"
+            + struct.pack("<I", len(data)) + data)
+    (tmp_path / "f.wav").write_bytes(riff)
+    rate, y = read_wav(tmp_path / "f.wav")
+    assert rate == 16000 and y.dtype == np.float32
+    np.testing.assert_array_equal(y, x)
+    # 24-bit PCM: refused with soundfile named
+    fmt24 = struct.pack("<HHIIHH", 1, 1, 16000, 48000, 3, 24)
+    body = b"\x00" * 30
+    wav24 = (b"RIFF" + struct.pack("<I", 4 + 8 + 16 + 8 + len(body)) + b"WAVE" + b"fmt "
+             + struct.pack("<I", 16) + fmt24 + b"data" + struct.pack("<I", len(body)) + body)
+    (tmp_path / "p24.wav").write_bytes(wav24)
+    with pytest.raises(AudioInputError, match="soundfile"):
+        read_wav(tmp_path / "p24.wav")
+    (tmp_path / "x.mp3").write_bytes(b"ID3\x03\x00\x00\x00" + b"\x00" * 100)
+    with pytest.raises(AudioInputError, match="not a WAV file.*soundfile"):
+        read_wav(tmp_path / "x.mp3")
+    with pytest.raises(AudioInputError, match="not found"):
+        read_wav(tmp_path / "nope.wav")
+
+
+def test_engine_with_a_scripted_backend_closes_it(runtime_fake_bundle):
+    bundle = load_bundle(runtime_fake_bundle)
+    be = ScriptedBackend(bundle)
+    with Engine.from_bundle(bundle, backend=be) as eng:
+        res = eng.process_array(np.zeros(16000, np.float32), 16000)
+        assert res.chunks == 7
+        stream = eng.create_stream()
+        stream.accept_waveform(16000, np.zeros(16000, np.float32))
+        while stream.is_ready():
+            stream.decode()
+        assert stream.state["h"][0, 0] == 6.0  # state handed from chunk to chunk
+    assert be.closed

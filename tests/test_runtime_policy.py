@@ -1,0 +1,392 @@
+"""Decision policy, captions and instructions, driven by a scripted backend (no model)."""
+
+import numpy as np
+import pytest
+from runtime_helpers import ScriptedBackend, chunk_end_s, samples_for_chunks, spell
+
+from aim_edge.bundle import load_bundle
+from aim_edge.engine import Engine
+from aim_edge.errors import ConfigError
+from aim_edge.instructions import parse_instruction, strip_wake_phrase
+from aim_edge.policy import CaptionDecoder, PolicyConfig, ctc_greedy
+
+VOCAB = ["<blank>", " ", "'", *"abcdefghijklmnopqrstuvwxyz"]
+EVENTS = ("smoke_alarm", "co_alarm", "doorbell", "kettle_whistle", "other_sound")
+SAFETY = ("smoke_alarm", "co_alarm")
+
+
+def make_engine(bundle_path, script, **kw):
+    bundle = load_bundle(bundle_path)
+    return Engine.from_bundle(bundle, backend=ScriptedBackend(bundle, script), **kw)
+
+
+def run_chunks(engine, n_chunks, *, instruction=None, at=None):
+    """Feed silence for n_chunks, decoding as we go; ``at = {chunk: instruction}`` changes the
+    instruction before that chunk is decided."""
+    stream = engine.create_stream(instruction=instruction)
+    events = []
+    x = np.zeros(samples_for_chunks(n_chunks), np.float32)
+    stream.accept_waveform(16000, x)
+    stream.input_finished()
+    while stream.is_ready():
+        if at and stream._chunk_index in at:
+            stream.set_instruction(at.pop(stream._chunk_index))
+        events.extend(stream.decode())
+    return stream, events
+
+
+def alerts(events, label=None):
+    return [e for e in events if e["type"] == "alert" and (label is None or e["label"] == label)]
+
+
+# ---------------------------------------------------------------------------- CTC captions
+
+def logprobs_for(frames, vocab=VOCAB):
+    lp = np.full((len(frames), len(vocab)), -9.0, np.float32)
+    for i, tok in enumerate(frames):
+        lp[i, 0 if tok is None else vocab.index(tok)] = -0.01
+    return lp
+
+
+def test_ctc_greedy_collapses_repeats_and_drops_blanks():
+    # h h e l _ l l o _ _ -> "hello": repeats collapse, a blank separates the two l's
+    frames = ["h", "h", "e", "l", None, "l", "l", "o", None, None]
+    assert ctc_greedy(logprobs_for(frames), VOCAB) == "hello"
+    assert ctc_greedy(logprobs_for([None] * 5), VOCAB) == ""
+    assert ctc_greedy(logprobs_for(["a", "a", "a"]), VOCAB) == "a"
+    assert ctc_greedy(logprobs_for(["a", None, "a"]), VOCAB) == "aa"
+    # spaces collapse and are stripped at the edges
+    assert ctc_greedy(logprobs_for([" ", "h", " ", None, " ", "i", " "]), VOCAB) == "h i"
+
+
+def test_ctc_streaming_equals_one_shot_across_chunk_boundaries():
+    frames = spell("good morning") + [None] * 3
+    one_shot = ctc_greedy(logprobs_for(frames), VOCAB)
+    for split in range(1, len(frames)):
+        dec = CaptionDecoder(VOCAB)
+        dec.accept(logprobs_for(frames[:split]), 0)
+        dec.accept(logprobs_for(frames[split:]), split)
+        assert dec.text == one_shot == "good morning"
+    # a token repeated across a boundary is one token, not two
+    dec = CaptionDecoder(VOCAB)
+    dec.accept(logprobs_for(["a", "b"]), 0)
+    dec.accept(logprobs_for(["b", "c"]), 2)
+    assert dec.text == "abc"
+    assert [f for _, f in dec.tokens] == [0, 1, 3]
+
+
+def test_ctc_decoder_rejects_a_wrong_vocabulary_size():
+    with pytest.raises(ValueError, match="expected"):
+        CaptionDecoder(VOCAB).accept(np.zeros((4, 5), np.float32), 0)
+
+
+def test_partial_and_final_captions_with_times(runtime_fake_bundle):
+    text = "hello there"
+    frames = spell(text)
+
+    def script(i, feeds):
+        return {"ctc": frames[4 * i:4 * i + 4]} if 4 * i < len(frames) else {}
+
+    engine = make_engine(runtime_fake_bundle, script)
+    _, events = run_chunks(engine, 12)
+    caps = [e for e in events if e["type"] == "caption"]
+    partials = [c for c in caps if not c["final"]]
+    finals = [c for c in caps if c["final"]]
+    assert [c["text"] for c in partials][-1] == text
+    assert all(text.startswith(c["text"]) for c in partials)
+    assert len(finals) == 1 and finals[0]["text"] == text
+    # 11 tokens + 1 blank (double l) = 12 CTC frames of 40 ms; the endpoint needs 0.8 s blank
+    assert finals[0]["start_s"] == pytest.approx(0.0)
+    assert finals[0]["end_s"] == pytest.approx(12 * 0.04)
+    assert finals[0]["t"] >= finals[0]["end_s"] + 0.8 - 0.04
+    assert all(c["latency_ms"] >= 0 for c in caps)
+
+
+# ---------------------------------------------------------------------------- alerts
+
+def window_script(windows):
+    """windows: {label: [(first_chunk, last_chunk, p), ...]} -> script."""
+    def script(i, feeds):
+        ev = {}
+        for label, spans in windows.items():
+            for a, b, p in spans:
+                if a <= i <= b:
+                    ev[label] = p
+        return {"events": ev}
+    return script
+
+
+def test_safety_alert_fires_inside_its_window_without_instruction(runtime_fake_bundle):
+    engine = make_engine(runtime_fake_bundle, window_script(
+        {"smoke_alarm": [(10, 20, 0.9)], "doorbell": [(30, 40, 0.9)]}))
+    _, events = run_chunks(engine, 50)
+    smoke = alerts(events, "smoke_alarm")
+    assert len(smoke) == 1
+    a = smoke[0]
+    assert chunk_end_s(10) == pytest.approx(a["t"])  # the first chunk above threshold
+    assert a["start_s"] == pytest.approx(10 * 0.16)
+    assert a["safety"] is True and a["source"] == "safety"
+    assert a["score"] == pytest.approx(0.9, abs=1e-4)
+    assert not alerts(events, "doorbell"), "a non-safety event needs an instruction or the model"
+
+
+def test_hysteresis_keeps_one_activation_and_refractory_blocks_a_quick_repeat(
+        runtime_fake_bundle):
+    # on at 5 (0.9); 0.45 is between off (0.4) and on (0.5): still active, no new alert;
+    # off at 10 (0.2); on again at 12 -> refractory (5 s = 31.25 chunks) holds it back until
+    # chunk 37 while it stays active; then it fires once.
+    probs = {5: 0.9, 6: 0.45, 7: 0.45, 8: 0.9, 9: 0.45, 10: 0.2, 11: 0.2}
+    probs.update({i: 0.8 for i in range(12, 45)})
+
+    def script(i, feeds):
+        return {"events": {"smoke_alarm": probs.get(i, 0.01)}}
+
+    engine = make_engine(runtime_fake_bundle, script)
+    _, events = run_chunks(engine, 50)
+    smoke = alerts(events, "smoke_alarm")
+    assert [round(a["t"], 3) for a in smoke] == [round(chunk_end_s(5), 3),
+                                                 round(chunk_end_s(37), 3)]
+    assert smoke[1]["t"] - smoke[0]["t"] >= 5.0
+    assert smoke[1]["start_s"] == pytest.approx(12 * 0.16)  # the activation that waited
+
+
+def test_without_hysteresis_flicker_would_alert_again_after_refractory(runtime_fake_bundle):
+    # same flicker as above but refractory 0: every re-activation alerts
+    probs = {5: 0.9, 6: 0.2, 7: 0.9, 8: 0.45, 9: 0.9}
+
+    def script(i, feeds):
+        return {"events": {"smoke_alarm": probs.get(i, 0.01)}}
+
+    engine = make_engine(runtime_fake_bundle, script,
+                         policy=PolicyConfig(refractory_s=0.0))
+    _, events = run_chunks(engine, 12)
+    # 5 on, 6 off, 7 on (alert), 8 stays on (0.45 > off 0.4), 9 same activation
+    assert [round(a["t"], 3) for a in alerts(events, "smoke_alarm")] == [
+        round(chunk_end_s(5), 3), round(chunk_end_s(7), 3)]
+
+
+def test_safety_is_muted_only_by_an_instruction_that_mutes_it(runtime_fake_bundle):
+    script = window_script({"smoke_alarm": [(3, 6, 0.95)], "co_alarm": [(10, 13, 0.95)]})
+    engine = make_engine(runtime_fake_bundle, script)
+    _, events = run_chunks(engine, 16, instruction="I'm testing the smoke alarm, ignore it")
+    assert not alerts(events, "smoke_alarm")
+    assert len(alerts(events, "co_alarm")) == 1, "muting one alarm leaves the others on"
+    instr = [e for e in events if e["type"] == "instruction"]
+    assert instr[0]["meaning"]["muted_labels"] == ["smoke_alarm"]
+
+    engine = make_engine(runtime_fake_bundle, script)
+    _, events = run_chunks(engine, 16, instruction="emergencies only please")
+    assert len(alerts(events, "smoke_alarm")) == 1 and len(alerts(events, "co_alarm")) == 1
+
+    engine = make_engine(runtime_fake_bundle, script)
+    _, events = run_chunks(engine, 16, instruction="ignore all alarms for now")
+    assert not alerts(events)
+
+
+def test_instruction_change_mid_stream_changes_what_is_alerted(runtime_fake_bundle):
+    script = window_script({"doorbell": [(5, 8, 0.9), (30, 33, 0.9)],
+                            "smoke_alarm": [(15, 17, 0.9), (40, 42, 0.9)]})
+    backend_holder = {}
+
+    def make():
+        bundle = load_bundle(runtime_fake_bundle)
+        be = ScriptedBackend(bundle, script)
+        backend_holder["be"] = be
+        return Engine.from_bundle(bundle, backend=be)
+
+    engine = make()
+    _, events = run_chunks(engine, 45, at={20: "tell me if the doorbell rings",
+                                           35: "ignore the smoke alarm"})
+    door = alerts(events, "doorbell")
+    smoke = alerts(events, "smoke_alarm")
+    assert [round(a["t"], 3) for a in door] == [round(chunk_end_s(30), 3)]
+    assert door[0]["source"] == "instruction"
+    assert [round(a["t"], 3) for a in smoke] == [round(chunk_end_s(15), 3)]
+    instr = [e for e in events if e["type"] == "instruction"]
+    assert [e["text"] for e in instr] == ["tell me if the doorbell rings",
+                                          "ignore the smoke alarm"]
+    assert instr[0]["t"] == pytest.approx(chunk_end_s(20))
+    assert instr[0]["encoder"] == "none" and "zero embedding" in instr[0]["note"]
+
+
+def test_model_decides_non_safety_alerts_with_speak_now_and_intent(runtime_fake_bundle):
+    def script(i, feeds):
+        if 5 <= i <= 8:
+            return {"events": {"kettle_whistle": 0.9}, "speak": 0.2}
+        if 20 <= i <= 24:
+            return {"events": {"kettle_whistle": 0.9}, "speak": 0.9 if i >= 22 else 0.2,
+                    "intent": "alert"}
+        if 30 <= i <= 33:  # speak-now with another intent is not an alert
+            return {"events": {"doorbell": 0.9}, "speak": 0.9, "intent": "acknowledge"}
+        if 40 <= i <= 43:  # never-target class even when the model asks
+            return {"events": {"other_sound": 0.9}, "speak": 0.9, "intent": "alert"}
+        return {}
+
+    engine = make_engine(runtime_fake_bundle, script)
+    _, events = run_chunks(engine, 48)
+    kettle = alerts(events, "kettle_whistle")
+    assert [round(a["t"], 3) for a in kettle] == [round(chunk_end_s(22), 3)]
+    assert kettle[0]["source"] == "model" and kettle[0]["start_s"] == pytest.approx(20 * 0.16)
+    assert not alerts(events, "doorbell") and not alerts(events, "other_sound")
+    answers = [e for e in events if e["type"] == "answer"]
+    assert [(a["intent"], a["source"]) for a in answers] == [("acknowledge", "model")]
+    assert answers[0]["text"] == "Okay."
+
+    engine = make_engine(runtime_fake_bundle, script)
+    _, events = run_chunks(engine, 48, instruction="just transcribe")
+    assert not alerts(events, "kettle_whistle"), "captions-only mutes model alerts"
+
+
+def test_keyword_alert_from_captions(runtime_fake_bundle):
+    frames = spell("dinner is ready")
+
+    def script(i, feeds):
+        j = i - 3
+        return {"ctc": frames[4 * j:4 * j + 4]} if 0 <= 4 * j < len(frames) else {}
+
+    engine = make_engine(runtime_fake_bundle, script)
+    _, events = run_chunks(engine, 16, instruction="let me know when someone says dinner")
+    kw = alerts(events, "keyword:dinner")
+    assert len(kw) == 1 and kw[0]["source"] == "keyword"
+    assert kw[0]["start_s"] == pytest.approx(3 * 0.16)
+    engine = make_engine(runtime_fake_bundle, script)
+    _, events = run_chunks(engine, 16)
+    assert not alerts(events)
+
+
+def test_spoken_instruction_after_the_wake_phrase_takes_over(runtime_fake_bundle):
+    frames = spell("hey aim tell me if the doorbell rings")
+    n_speech = (len(frames) + 3) // 4
+
+    def script(i, feeds):
+        if i < n_speech:
+            return {"ctc": frames[4 * i:4 * i + 4]}
+        if 40 <= i <= 43:
+            return {"events": {"doorbell": 0.9}}
+        return {}
+
+    engine = make_engine(runtime_fake_bundle, script)
+    with engine:
+        _, events = run_chunks(engine, 48)
+    instr = [e for e in events if e["type"] == "instruction"]
+    assert [(e["text"], e["source"]) for e in instr] == [
+        ("tell me if the doorbell rings", "spoken")]
+    final = [e for e in events if e["type"] == "caption" and e["final"]]
+    assert final[0]["text"] == "hey aim tell me if the doorbell rings"
+    assert instr[0]["t"] >= final[0]["t"]
+    ack = [e for e in events if e["type"] == "answer"]
+    assert ack and ack[0]["intent"] == "acknowledge" and ack[0]["source"] == "wake_phrase"
+    assert [a["source"] for a in alerts(events, "doorbell")] == ["instruction"]
+
+
+def test_wake_phrase_question_gets_an_answer_event(runtime_fake_bundle):
+    frames = spell("hey aim what time is it")
+
+    def script(i, feeds):
+        return {"ctc": frames[4 * i:4 * i + 4]} if 4 * i < len(frames) else {}
+
+    bundle = load_bundle(runtime_fake_bundle)
+    engine = Engine.from_bundle(bundle, backend=ScriptedBackend(bundle, script),
+                                answerer=lambda q: f"you asked: {q}")
+    _, events = run_chunks(engine, 16)
+    answers = [e for e in events if e["type"] == "answer"]
+    assert len(answers) == 1
+    assert answers[0]["question"] == "what time is it"
+    assert answers[0]["text"] == "you asked: what time is it"
+    assert not [e for e in events if e["type"] == "instruction"]
+
+
+def test_thresholds_and_refractory_come_from_the_manifest(tmp_path):
+    from runtime_helpers import write_fake_bundle
+
+    path = write_fake_bundle(tmp_path / "b", thresholds={
+        "speak_now": 0.5, "events": {"smoke_alarm": 0.8}, "hysteresis": 0.3,
+        "refractory_s": {"smoke_alarm": 0.4}})
+    probs = {3: 0.7, 4: 0.85, 5: 0.6, 6: 0.4, 7: 0.9}
+
+    def script(i, feeds):
+        return {"events": {"smoke_alarm": probs.get(i, 0.01)}}
+
+    _, events = run_chunks(make_engine(path, script), 10)
+    # on at 4 (0.85 >= 0.8, 0.7 is not); off below 0.5: 0.6 stays on, 0.4 turns off; 7 again,
+    # 0.48 s later: allowed by the manifest's 0.4 s refractory time, not by the default 5 s
+    assert [round(a["t"], 3) for a in alerts(events, "smoke_alarm")] == [
+        round(chunk_end_s(4), 3), round(chunk_end_s(7), 3)]
+
+
+# ---------------------------------------------------------------------------- parsing
+
+@pytest.mark.parametrize("text,intent,field,values", [
+    ("tell me if the doorbell rings", "watch_events", "target_labels", ["doorbell"]),
+    ("let me know when the kettle whistles or someone rings the doorbell", "watch_events",
+     "target_labels", ["doorbell", "kettle_whistle"]),
+    ("I'm testing the smoke alarm, ignore it", "mute_safety", "muted_labels", ["smoke_alarm"]),
+    ("the CO alarm is just a test, don't tell me about it", "mute_safety", "muted_labels",
+     ["co_alarm"]),
+    ("we're running drills, ignore all the alarms", "mute_safety", "muted_labels",
+     ["smoke_alarm", "co_alarm"]),
+    ("don't bother me unless it's an emergency", "emergency_only", "muted_labels", []),
+    ("captions only, please", "transcribe_only", "target_labels", []),
+    ("tell me if anyone mentions dinner or taxi", "watch_keywords", "target_keywords",
+     ["dinner", "taxi"]),
+    ("listen for the word package", "watch_keywords", "target_keywords", ["package"]),
+    ("", "none", "target_labels", []),
+    ("what a lovely day", "none", "target_labels", []),
+])
+def test_instruction_rules(text, intent, field, values):
+    m = parse_instruction(text, EVENTS, SAFETY)
+    assert m.intent == intent
+    assert sorted(getattr(m, field)) == sorted(values)
+
+
+def test_bundle_aliases_extend_the_phrases():
+    m = parse_instruction("tell me when the chime goes", EVENTS, SAFETY,
+                          aliases={"doorbell": ["chime"]})
+    assert m.target_labels == ("doorbell",)
+
+
+def test_wake_phrase_stripping():
+    assert strip_wake_phrase("Hey AIM, tell me if the kettle boils") == \
+        "tell me if the kettle boils"
+    assert strip_wake_phrase("hey aimee") is None
+    assert strip_wake_phrase("they said hey aim") is None
+    assert strip_wake_phrase("okay aim") == ""
+
+
+def test_policy_config_validation_names_the_field():
+    with pytest.raises(ConfigError, match="policy.hysteresis = 1.5"):
+        PolicyConfig(hysteresis=1.5).validate()
+    with pytest.raises(ConfigError, match="unknown field"):
+        PolicyConfig.from_dict({"hysteresys": 0.1})
+    cfg = PolicyConfig.from_dict({"wake_phrases": ["hello aim"], "refractory_s": 2})
+    assert cfg.wake_phrases == ("hello aim",)
+    assert PolicyConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_second_pass_replaces_final_captions_off_the_decide_path(runtime_fake_bundle):
+    import threading
+
+    frames = spell("helo wrld")
+    seen = []
+
+    class FakeWhisper:
+        def transcribe(self, samples):
+            seen.append((len(samples), threading.current_thread().name))
+            return "hello world"
+
+    def script(i, feeds):
+        j = i - 2
+        return {"ctc": frames[4 * j:4 * j + 4]} if 0 <= 4 * j < len(frames) else {}
+
+    bundle = load_bundle(runtime_fake_bundle)
+    with Engine.from_bundle(bundle, backend=ScriptedBackend(bundle, script),
+                            second_pass=FakeWhisper()) as engine:
+        _, events = run_chunks(engine, 14)
+    finals = [e for e in events if e["type"] == "caption" and e["final"]]
+    assert len(finals) == 1
+    f = finals[0]
+    assert f["text"] == "hello world" and f["draft"] == "helo wrld" and f["second_pass"]
+    n, thread = seen[0]
+    assert thread.startswith("aim-edge-worker")
+    assert abs(n - (f["end_s"] - f["start_s"]) * 16000) <= 16
+    assert f["start_s"] == pytest.approx(2 * 0.16)
