@@ -46,7 +46,9 @@ def save_checkpoint(model: AimModel, path: str | Path, meta: dict[str, Any] | No
 def load_checkpoint(path: str | Path) -> tuple[AimModel, dict[str, Any]]:
     blob = torch.load(str(path), map_location="cpu", weights_only=True)
     model = AimModel(ModelConfig.from_dict(blob["config"]))
-    model.load_state_dict(blob["model"])
+    # slim checkpoints carry float16 weights: load them into the float32 model
+    model.load_state_dict({k: (v.float() if v.is_floating_point() else v)
+                           for k, v in blob["model"].items()})
     return model.eval(), dict(blob.get("meta", {}))
 
 

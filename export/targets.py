@@ -171,6 +171,8 @@ def load_split(folder: Path, *, cache: Path | None = None, limit: int = 0,
     encoder = encoder or HashedBagOfWords()
     names = [e.name for e in EVENT_LABELS]
     safety = {e.name: e.is_safety for e in EVENT_LABELS}
+    if Path(folder).suffix == ".npz":
+        return _load_packed(Path(folder), names, encoder, limit), names, safety
     manifests = sorted(Path(folder).rglob("*.jsonl"))
     if not manifests:
         raise SystemExit(f"{folder}: no *.jsonl manifests "
@@ -200,3 +202,25 @@ def load_split(folder: Path, *, cache: Path | None = None, limit: int = 0,
             if limit and len(streams) >= limit:
                 return streams, names, safety
     return streams, names, safety
+
+
+def _load_packed(path: Path, names: list[str], encoder: HashedBagOfWords, limit: int
+                 ) -> list[StreamTargets]:
+    """Streams from a file written by ``python -m export.pack``."""
+    from .pack import dequantise
+
+    with np.load(path, allow_pickle=False) as z:
+        q, lengths, records = z["feats"], z["lengths"], z["records"]
+    streams = []
+    start = 0
+    for length, text in zip(lengths.tolist(), records.tolist(), strict=True):
+        record = json.loads(text)
+        feats = dequantise(q[start:start + length])
+        start += length
+        n_chunks = len(feats) // 16
+        tg = chunk_targets(record, n_chunks, names, encoder)
+        streams.append(StreamTargets(id=record["id"], feats=feats[: n_chunks * 16],
+                                     record=record, **tg))
+        if limit and len(streams) >= limit:
+            break
+    return streams

@@ -66,6 +66,7 @@ class TrainConfig:
     w_intent: float = 0.3
     w_timing: float = 1.0
     w_distill: float = 0.5
+    event_pos_weight: float = 1.0  # events are rare per chunk: weight positives up
     specaugment_after: int = 600  # SpecAugment only once the loss has started to fall
     seed: int = 0
 
@@ -178,11 +179,19 @@ def ctc_segment_loss(ctc_logprobs: torch.Tensor, segments: list[tuple[int, int, 
     lp[:, :, 0] = 0.0
     for i, (b, s, e, _) in enumerate(segments):
         lp[: e - s, i] = ctc_logprobs[b, s:e]
-    targets = torch.tensor([t for *_, toks in segments for t in toks], dtype=torch.long)
-    target_len = torch.tensor([len(toks) for *_, toks in segments], dtype=torch.long)
-    loss = F.ctc_loss(lp, targets, torch.tensor(lengths), target_len, blank=0,
+    dev = ctc_logprobs.device
+    targets = torch.tensor([t for *_, toks in segments for t in toks], dtype=torch.long,
+                           device=dev)
+    target_len = torch.tensor([len(toks) for *_, toks in segments], dtype=torch.long,
+                              device=dev)
+    loss = F.ctc_loss(lp, targets, torch.tensor(lengths, device=dev), target_len, blank=0,
                       reduction="none", zero_infinity=True)
     return (loss / target_len.clamp(min=1)).mean()
+
+
+def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v)
+            for k, v in batch.items()}
 
 
 def compute_losses(model: AimModel, batch: dict[str, Any], cfg: TrainConfig,
@@ -193,7 +202,11 @@ def compute_losses(model: AimModel, batch: dict[str, Any], cfg: TrainConfig,
     parts: dict[str, float] = {}
     ctc = ctc_segment_loss(out["ctc_logprobs"], batch["segments"])
     valid = (batch["zone"] != ZONE_IGNORE).float()
-    ev = event_loss(out["event_logits"], batch["events"], valid)
+    pos_weight = None
+    if cfg.event_pos_weight != 1.0:
+        pos_weight = torch.full((out["event_logits"].shape[-1],), cfg.event_pos_weight,
+                                device=out["event_logits"].device)
+    ev = event_loss(out["event_logits"], batch["events"], valid, pos_weight)
     intent_mask = batch["intent"] >= 0
     if intent_mask.any():
         it = F.cross_entropy(out["intent_logits"][intent_mask], batch["intent"][intent_mask])
@@ -218,13 +231,15 @@ def compute_losses(model: AimModel, batch: dict[str, Any], cfg: TrainConfig,
 
 
 def evaluate(model: AimModel, streams: list[StreamTargets], cfg: TrainConfig, seed: int = 1,
-             batches: int = 4) -> dict[str, float]:
+             batches: int = 4, device: torch.device | None = None) -> dict[str, float]:
     model.eval()
     batcher = Batcher(streams, model.cfg, seed)
+    device = device or torch.device("cpu")
     agg: dict[str, float] = {}
     with torch.no_grad():
         for _ in range(batches):
-            _, parts = compute_losses(model, batcher.sample(cfg.batch, cfg.crop_chunks), cfg)
+            batch = to_device(batcher.sample(cfg.batch, cfg.crop_chunks), device)
+            _, parts = compute_losses(model, batch, cfg)
             for k, v in parts.items():
                 agg[k] = agg.get(k, 0.0) + v / batches
     model.train()
@@ -253,11 +268,19 @@ def train(args: argparse.Namespace) -> Path:
     train_streams, events, safety = load_split(args.data, cache=args.cache, limit=args.limit)
     dev_streams, _, _ = load_split(args.dev, cache=args.cache, limit=args.limit) if args.dev \
         else (train_streams[:4], events, safety)
+    device = torch.device(args.device)
     model_cfg = ModelConfig(**{**cfg.model, "events": tuple(events)})
-    model = AimModel(model_cfg)
+    model = AimModel(model_cfg).to(device)
+    if args.init:
+        init_model, _ = load_checkpoint(args.init)
+        if init_model.cfg != model_cfg:
+            raise SystemExit(f"--init {args.init}: its architecture differs from the config's")
+        model.load_state_dict(init_model.state_dict())
+        print(f"initialised from {args.init}")
     teacher = None
     if args.teacher:
         teacher, _ = load_checkpoint(args.teacher)
+        teacher = teacher.to(device).eval()
         if teacher.cfg.events != model_cfg.events:
             raise SystemExit("teacher and student must share the event labels")
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -294,6 +317,8 @@ def train(args: argparse.Namespace) -> Path:
             x = batch["fbank"]
             if step >= cfg.specaugment_after:
                 x = _spec_augment(x, aug_rng)
+            batch = to_device(batch, device)
+            x = x.to(device, non_blocking=True)
             for g in opt.param_groups:
                 g["lr"] = _lr(step, cfg, total)
             loss, parts = compute_losses(model, batch, cfg, teacher, fbank=x)
@@ -309,7 +334,7 @@ def train(args: argparse.Namespace) -> Path:
                 log.write(json.dumps({"step": step, "split": "train", **parts}) + "\n")
                 log.flush()
             if step % args.ckpt_every == 0:
-                dev = evaluate(model, dev_streams, cfg)
+                dev = evaluate(model, dev_streams, cfg, device=device)
                 log.write(json.dumps({"step": step, "split": "dev", **dev}) + "\n")
                 log.flush()
                 if dev["loss"] < best:
@@ -318,7 +343,7 @@ def train(args: argparse.Namespace) -> Path:
                 checkpoint(last)
     finally:
         bar.close()
-        dev = evaluate(model, dev_streams, cfg)
+        dev = evaluate(model, dev_streams, cfg, device=device)
         log.write(json.dumps({"step": step, "split": "dev", **dev}) + "\n")
         log.close()
         if dev["loss"] < best:
@@ -327,6 +352,12 @@ def train(args: argparse.Namespace) -> Path:
         checkpoint(last)
     print(f"done at step {step}; dev loss {dev['loss']:.4f} (best {best:.4f}); "
           f"checkpoints in {out}")
+    if args.slim:
+        blob = torch.load(str(out / "best.pt"), map_location="cpu", weights_only=True)
+        blob["model"] = {k: (v.half() if v.is_floating_point() else v)
+                         for k, v in blob["model"].items()}
+        blob["meta"].pop("optimizer", None)
+        torch.save(blob, str(args.slim))
     return out / "best.pt"
 
 
@@ -352,6 +383,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                Path.home() / ".cache" / "aim-edge")) / "features")
     p.add_argument("--limit", type=int, default=0, help="use at most N streams (smoke runs)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
+    p.add_argument("--init", type=Path, help="start from these weights (fine-tuning)")
+    p.add_argument("--slim", type=Path,
+                   help="also write the best weights as float16 without optimizer state here "
+                   "(small enough to copy off a training machine)")
     args = p.parse_args(argv)
     train(args)
     return 0
