@@ -215,7 +215,8 @@ def evaluate(model: AimModel, streams, thresholds: dict) -> dict[str, object]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m export.evaluate", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m export.evaluate",
+                                description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--data", type=Path, required=True, help="held-out split (folder or .npz)")
     p.add_argument("--calibrate-on", type=Path, help="split to calibrate thresholds on (dev)")

@@ -33,9 +33,9 @@ def dequantise(q: np.ndarray) -> np.ndarray:
 
 
 def pack(data: Path, out: Path, max_hours: float = 0.0) -> dict:
-    from .targets import _audio_path, read_wav, stream_features
-
     from aim_edge.config import FbankConfig
+
+    from .targets import _audio_path, read_wav, stream_features
 
     cfg = FbankConfig()
     records, blocks, lengths = [], [], []
