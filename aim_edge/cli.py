@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import json
 import math
 import platform
 import sys
@@ -70,11 +71,38 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print(f"aim-edge demo: default bundle at {bundle}, but no demo scene is shipped yet.\n"
               "  Run your own audio through it: `aim-edge run FILE.wav`.")
         return 0
+    labels = _demo_labels(scene)
+    instruction = None
+    if labels:
+        texts = [iv.get("text") for iv in labels.get("instructions", []) if iv.get("text")]
+        instruction = texts[0] if texts else None
+        print(f"demo scene: {scene.name}, {labels.get('duration', 0):.0f} s, made by "
+              "`python -m export.data` from redistributable sources (see ATTRIBUTION.md)")
+        if instruction:
+            print(f"instruction: {instruction!r}")
     ns = argparse.Namespace(
         input=str(scene), model=None, backend="onnxruntime", precision=None, threads=1,
-        providers=None, instruction=None, realtime=args.realtime, jsonl=None,
+        providers=None, instruction=instruction, realtime=args.realtime, jsonl=None,
         quiet=False, speak=False, color=None, stats_every=0.0)
-    return _cmd_run(ns)
+    code = _cmd_run(ns)
+    if labels:
+        print("what the scene really holds (its labels), to compare with the alerts above:")
+        for r in labels.get("responses", []):
+            trig = r.get("trigger", {})
+            what = trig.get("label") or trig.get("keyword") or trig.get("type", "")
+            print(f"  {r['kind']:<11} {what:<14} "
+                  f"window {r['earliest']:6.2f} - {r['latest']:6.2f} s")
+    return code
+
+
+def _demo_labels(scene: Path) -> dict | None:
+    path = scene.with_suffix(".json")
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
 
 
 def _demo_scene() -> Path | None:

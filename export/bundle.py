@@ -29,6 +29,7 @@ import torch
 
 from aim_edge.bundle import SCHEMA_VERSION, load_bundle, sha256_file
 from aim_edge.config import FbankConfig
+from aim_edge.text_embedding import HashedBagOfWords
 
 from .model import STATE_NAMES, AimModel, ModelConfig
 from .onnx_export import OUTPUT_NAMES, export_step_onnx
@@ -140,7 +141,8 @@ def build_bundle(model: AimModel, out: str | Path, *, formats: Sequence[str] = F
                  name: str = "aim-edge", events_safety: dict[str, bool] | None = None,
                  features: FbankConfig | None = None, thresholds: dict[str, Any] | None = None,
                  provenance: dict[str, Any] | None = None, gate: dict[str, float] | None = None,
-                 parity_fbank: np.ndarray | None = None) -> Path:
+                 parity_fbank: np.ndarray | None = None,
+                 instruction_encoder: dict[str, Any] | None = None) -> Path:
     """Export ``model`` to a bundle folder ``out`` and return its path (validated on return)."""
     out = Path(out)
     unknown = sorted(set(formats) - set(FORMATS))
@@ -204,6 +206,8 @@ def build_bundle(model: AimModel, out: str | Path, *, formats: Sequence[str] = F
                    "intents": list(cfg.intents)},
         "thresholds": thresholds,
         "artifacts": artifacts,
+        "instructions": {"encoder": instruction_encoder or HashedBagOfWords(
+            dim=cfg.instruction_dim).to_dict()},
         "provenance": provenance or {},
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -243,6 +247,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="with --random-init: LABEL[:safety],...")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--small", action="store_true", help="with --random-init: a tiny model")
+    parser.add_argument("--evaluation", type=Path,
+                        help="JSON from `python -m export.evaluate --calibrate-on ...`: its "
+                        "calibrated thresholds go into the manifest, its metrics into provenance")
+    parser.add_argument("--name", help="bundle name (default: from the checkpoint)")
+    parser.add_argument("--parity-data", type=Path,
+                        help="held-out split (folder or export.pack .npz) whose real fbank the "
+                        "parity gate streams (default: a seeded synthetic log-mel signal)")
+    parser.add_argument("--parity-chunks", type=int, default=400,
+                        help="chunks of --parity-data to stream (160 ms each)")
     parser.add_argument("--min-agreement", type=float, default=None,
                         help="parity gate: minimum speak-now/event decision agreement of every "
                         f"artifact with the fp32 torch reference (default "
@@ -269,8 +282,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     min_agree = args.min_agreement
     if min_agree is None:
         min_agree = 0.0 if args.random_init else DEFAULT_GATE["decision_agreement"]
-    out = build_bundle(model, args.out, formats=formats, name=name, events_safety=events,
-                       provenance=prov, gate={"decision_agreement": min_agree})
+    thresholds = None
+    if args.evaluation:
+        evaluation = json.loads(args.evaluation.read_text())
+        if "thresholds" not in evaluation:
+            print(f"{args.evaluation} has no calibrated thresholds (run export.evaluate with "
+                  "--calibrate-on)", file=sys.stderr)
+            return 2
+        thresholds = evaluation["thresholds"]
+        prov = {**prov, "metrics": evaluation.get("test")}
+    parity_fbank = None
+    if args.parity_data:
+        from .targets import load_split
+
+        streams, _, _ = load_split(args.parity_data)
+        parity_fbank = np.concatenate([s.feats for s in streams]).astype(np.float32)
+        parity_fbank = parity_fbank[: args.parity_chunks * model.cfg.chunk_frames]
+    out = build_bundle(model, args.out, formats=formats, name=args.name or name,
+                       events_safety=events, provenance=prov, thresholds=thresholds,
+                       gate={"decision_agreement": min_agree}, parity_fbank=parity_fbank)
     manifest = json.loads((out / "manifest.json").read_text())
     for a in manifest["artifacts"]:
         print(f"{a['file']:<20} {a['precision']:<13} {a['size'] / 1e6:6.2f} MB  "

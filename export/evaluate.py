@@ -35,7 +35,7 @@ from .bundle import load_checkpoint
 from .model import AimModel
 from .targets import StreamTargets, decision_time, load_split
 
-GRID = np.round(np.concatenate([np.arange(0.05, 0.95, 0.025), np.arange(0.95, 0.999, 0.005)]), 4)
+GRID = np.round(np.concatenate([np.arange(0.1, 0.9, 0.05), np.arange(0.9, 0.999, 0.02)]), 4)
 
 
 def run_model(model: AimModel, streams: list[StreamTargets], threads: int = 2
@@ -56,11 +56,40 @@ def run_model(model: AimModel, streams: list[StreamTargets], threads: int = 2
     return outs
 
 
-def activations(p: np.ndarray, threshold: float) -> list[tuple[int, int]]:
-    """Runs [start, end) of chunks with p >= threshold."""
-    above = np.concatenate([[False], p >= threshold, [False]])
-    edges = np.flatnonzero(np.diff(above.astype(np.int8)))
-    return list(zip(edges[0::2].tolist(), edges[1::2].tolist(), strict=True))
+HYSTERESIS = 0.1  # aim_edge.policy.PolicyConfig defaults: evaluate what the runtime does
+EVENT_REFRACTORY_S = 5.0
+SPEAK_REFRACTORY_S = 2.0
+
+
+def activations(p: np.ndarray, threshold: float, hysteresis: float = HYSTERESIS,
+                refractory_s: float = 0.0) -> list[tuple[int, int]]:
+    """Alerts as the runtime policy raises them: [start, end) chunk runs.
+
+    A run starts at the first chunk with ``p >= threshold`` and lasts until ``p`` falls below
+    ``max(threshold - hysteresis, 0.01)``; a run starting within ``refractory_s`` of the
+    previous reported start is merged into it (the runtime would not alert again).
+    """
+    off = max(threshold - hysteresis, 0.01)
+    refractory = int(round(refractory_s / 0.16))
+    runs: list[tuple[int, int]] = []
+    active, start = False, 0
+    last_start = -(10**9)
+    for k, value in enumerate(p.tolist()):
+        if not active and value >= threshold:
+            active, start = True, k
+        elif active and value < off:
+            active = False
+            if start - last_start < refractory and runs:
+                runs[-1] = (runs[-1][0], k)
+            else:
+                runs.append((start, k))
+                last_start = start
+    if active:
+        if start - last_start < refractory and runs:
+            runs[-1] = (runs[-1][0], len(p))
+        else:
+            runs.append((start, len(p)))
+    return runs
 
 
 def event_counts(streams, outs, label_index: int, threshold: float, label: str
@@ -68,7 +97,8 @@ def event_counts(streams, outs, label_index: int, threshold: float, label: str
     tp = fn = fp = 0
     for s, o in zip(streams, outs, strict=True):
         t = decision_time(np.arange(s.n_chunks))
-        acts = activations(o["events"][:, label_index], threshold)
+        acts = activations(o["events"][:, label_index], threshold,
+                           refractory_s=EVENT_REFRACTORY_S)
         used = [False] * len(acts)
         for ev in s.record["events"]:
             if ev["label"] != label:
@@ -90,7 +120,8 @@ def proactive(streams, outs, threshold: float) -> dict[str, float]:
     for s, o in zip(streams, outs, strict=True):
         t = decision_time(np.arange(s.n_chunks))
         quiet_s += sum(b - a for a, b in s.record["no_response"])
-        onsets = [a for a, _ in activations(o["speak"], threshold)]
+        onsets = [a for a, _ in activations(o["speak"], threshold,
+                                            refractory_s=SPEAK_REFRACTORY_S)]
         claimed = set()
         for r in s.record["responses"]:
             inside = [k for k in onsets if r["earliest"] <= t[k] <= r["latest"]]
