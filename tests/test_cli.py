@@ -9,10 +9,29 @@ import pytest
 from aim_edge import cli
 
 
-def test_demo_without_bundle_exits_zero_with_a_clear_message(capsys):
+def test_demo_runs_the_shipped_bundle_on_the_demo_scene(capsys):
+    """The shipped student must still catch the demo's siren inside its response window."""
+    import json
+    import re
+    from importlib import resources
+
+    labels = json.loads(resources.files("aim_edge").joinpath("data", "demo_scene.json")
+                        .read_text())
+    siren = next(r for r in labels["responses"] if r["trigger"].get("label") == "siren")
     assert cli.main(["demo"]) == 0
     out = capsys.readouterr().out
-    assert "no model bundle yet" in out
+    assert "what the scene really holds" in out and "dropped       0 samples" in out
+    times = [float(m) for m in re.findall(r"\[\s*([0-9.]+)s\] SAFETY ALERT: siren", out)]
+    assert times, out
+    assert siren["earliest"] <= times[0] <= siren["latest"] + 0.2
+
+
+def test_demo_without_bundle_exits_zero_with_a_clear_message(capsys, monkeypatch):
+    from aim_edge import bundles
+
+    monkeypatch.setattr(bundles, "default_bundle_path", lambda: None)
+    assert cli.main(["demo"]) == 0
+    assert "no model bundle yet" in capsys.readouterr().out
 
 
 def test_info_lists_native_extensions_and_backends(capsys):
