@@ -95,3 +95,12 @@ def print_header(title: str, extra: dict[str, Any] | None = None,
         print(f"{key}: {value}", file=out)
     print(file=out)
     return env
+
+
+def write_report(report: dict, out: Path) -> None:
+    """Write a benchmark report as JSON (creating the folder) and say where."""
+    import json
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {out}")

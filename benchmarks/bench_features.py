@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import sys
 import time
 from pathlib import Path
@@ -39,7 +38,7 @@ import numpy as np
 from aim_edge.config import FbankConfig
 from aim_edge.features import StreamingFbank, compute_fbank
 
-from ._env import print_header
+from ._env import print_header, write_report
 from ._numpy_fbank import NumpyStreamingFbank
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -270,9 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     report = run(seconds, rounds)
     report["environment"] = env
     print(format_table(report))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwrote {out}")
+    write_report(report, out)
     return 0
 
 

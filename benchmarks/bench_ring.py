@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import collections
 import gc
-import json
 import sys
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ import numpy as np
 
 from aim_edge.ring import RingBuffer
 
-from ._env import print_header
+from ._env import print_header, write_report
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_NS = 300.0
@@ -317,9 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     report = run(seconds, rounds, args.batch)
     report["environment"] = env
     print(format_table(report))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwrote {out}")
+    write_report(report, out)
     return 0
 
 

@@ -310,6 +310,18 @@ def train(args: argparse.Namespace) -> Path:
         meta = {**meta_base, "step": step, "best": best, "optimizer": opt.state_dict()}
         save_checkpoint(model, path, meta)
 
+    def validate_and_checkpoint() -> dict[str, float]:
+        """Dev losses into the log; best.pt when they improve; last.pt always."""
+        nonlocal best
+        dev = evaluate(model, dev_streams, cfg, device=device)
+        log.write(json.dumps({"step": step, "split": "dev", **dev}) + "\n")
+        log.flush()
+        if dev["loss"] < best:
+            best = dev["loss"]
+            checkpoint(out / "best.pt")
+        checkpoint(last)
+        return dev
+
     try:
         while step < total and (deadline is None or time.monotonic() < deadline):
             crop = cfg.first_pass_crop_chunks if step < cfg.short_steps else cfg.crop_chunks
@@ -334,22 +346,11 @@ def train(args: argparse.Namespace) -> Path:
                 log.write(json.dumps({"step": step, "split": "train", **parts}) + "\n")
                 log.flush()
             if step % args.ckpt_every == 0:
-                dev = evaluate(model, dev_streams, cfg, device=device)
-                log.write(json.dumps({"step": step, "split": "dev", **dev}) + "\n")
-                log.flush()
-                if dev["loss"] < best:
-                    best = dev["loss"]
-                    checkpoint(out / "best.pt")
-                checkpoint(last)
+                dev = validate_and_checkpoint()
     finally:
         bar.close()
-        dev = evaluate(model, dev_streams, cfg, device=device)
-        log.write(json.dumps({"step": step, "split": "dev", **dev}) + "\n")
+        dev = validate_and_checkpoint()
         log.close()
-        if dev["loss"] < best:
-            best = dev["loss"]
-            checkpoint(out / "best.pt")
-        checkpoint(last)
     print(f"done at step {step}; dev loss {dev['loss']:.4f} (best {best:.4f}); "
           f"checkpoints in {out}")
     if args.slim:
