@@ -110,8 +110,8 @@ def test_info_shows_the_bundle(runtime_small_bundle, capsys):
     assert cli.main(["info", "--model", str(runtime_small_bundle)]) == 0
     out = capsys.readouterr().out
     for needle in ("bundle   runtime-test-small", "smoke_alarm [safety]", "doorbell",
-                   "model.fp32.onnx", "role=step", "algorithmic", "encoder: none",
-                   "zero embedding", "16000 Hz, 80 mels", "ai-edge-litert"):
+                   "model.fp32.onnx", "role=step", "algorithmic", "encoder: hashed-bow",
+                   "16000 Hz, 80 mels", "ai-edge-litert"):
         assert needle in out, needle
 
 
