@@ -83,7 +83,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     ns = argparse.Namespace(
         input=str(scene), model=None, backend="onnxruntime", precision=None, threads=1,
         providers=None, instruction=instruction, realtime=args.realtime, jsonl=None,
-        quiet=False, speak=False, color=None, stats_every=0.0)
+        quiet=False, speak=False, color=None, stats_every=0.0,
+        asr=getattr(args, "asr", None), no_second_pass=False)
     code = _cmd_run(ns)
     if labels:
         print("what the scene really holds (its labels), to compare with the alerts above:")
@@ -254,14 +255,38 @@ def print_summary(summary: dict[str, Any], engine: Any, out: TextIO) -> None:
     print(f"  backend       {engine.backend.description}", file=out)
 
 
+def _second_pass(args: argparse.Namespace) -> Any:
+    """The Whisper second pass named by --asr, or the bundle's ``asr/`` folder, unless
+    --no-second-pass."""
+    if getattr(args, "no_second_pass", False):
+        return None
+    folder = getattr(args, "asr", None)
+    if folder is None:
+        from . import bundles
+
+        root = Path(args.model) if args.model else bundles.default_bundle_path()
+        if root is not None and (root / "asr").is_dir():
+            folder = root / "asr"
+    if folder is None:
+        return None
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise AimEdgeError(f"--asr {folder}: no such folder (build it with `make asr-export`)")
+    from .asr.whisper import WhisperSecondPass
+
+    return WhisperSecondPass.from_dir(folder, threads=1)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from .engine import Engine
     from .loop import Loop, LoopConfig, WavSource
     from .respond import ConsoleResponder, JsonLinesResponder, SpeechResponder
 
     source = WavSource(args.input)  # checks the file before the model loads
+    second_pass = _second_pass(args)
     engine = Engine.from_bundle(args.model, backend=args.backend, precision=args.precision,
-                                threads=args.threads, providers=args.providers)
+                                threads=args.threads, providers=args.providers,
+                                second_pass=second_pass)
     with engine:
         to_stdout = args.jsonl == "-"
         info_out = sys.stderr if to_stdout else sys.stdout
@@ -320,6 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--realtime", action="store_true",
                       help="play the scene at real-time speed instead of as fast as possible")
+    demo.add_argument("--asr", metavar="DIR", default=None,
+                      help="Whisper second pass folder from `make asr-export` for final captions")
     demo.set_defaults(func=_cmd_demo)
 
     run = sub.add_parser(
@@ -360,6 +387,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="ANSI colours in the console view (default: when it is a terminal)")
     run.add_argument("--stats-every", type=float, default=0.0, metavar="SECONDS",
                      help="emit a stats event every SECONDS of audio (default: only at the end)")
+    run.add_argument("--asr", metavar="DIR", default=None,
+                     help="Whisper tiny.en second pass folder (from `make asr-export`): final "
+                     "captions are re-decoded by it (default: the bundle's asr/ if it has one)")
+    run.add_argument("--no-second-pass", action="store_true",
+                     help="keep the streaming model's own final captions")
     run.set_defaults(func=_cmd_run)
 
     info = sub.add_parser(

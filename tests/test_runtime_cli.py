@@ -139,3 +139,17 @@ def test_ctrl_c_stops_a_realtime_run_cleanly(runtime_small_bundle, tmp_path):
     assert rc == 130, err
     assert "interrupted" in err
     assert elapsed < 3.0, "Ctrl-C must not wait for the 30 s file to finish"
+
+
+def test_run_asr_folder_missing_is_a_clear_error(tmp_path, capsys):
+    path = write_wav(tmp_path / "a.wav", 16000, noise(1.0))
+    assert cli.main(["run", str(path), "--asr", str(tmp_path / "nope"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "--asr" in err and "make asr-export" in err
+
+
+def test_no_second_pass_wins_over_asr(tmp_path):
+    import argparse
+
+    args = argparse.Namespace(no_second_pass=True, asr=str(tmp_path / "nope"), model=None)
+    assert cli._second_pass(args) is None
