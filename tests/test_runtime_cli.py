@@ -122,7 +122,10 @@ def test_ctrl_c_stops_a_realtime_run_cleanly(runtime_small_bundle, tmp_path):
             [sys.executable, "-m", "aim_edge.cli", "run", str(path), "--model",
              str(runtime_small_bundle), "--realtime", "--jsonl", "-", "--quiet"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-            cwd=ROOT) as proc:
+            cwd=ROOT,
+            # as from a terminal: when the test runner itself runs as a background job, SIGINT
+            # is ignored and the child would inherit that (Python then installs no handler)
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) as proc:
         try:
             line = proc.stdout.readline()  # the first event: the loop is running
             assert line.startswith("{"), proc.stderr.read()
