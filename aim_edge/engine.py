@@ -58,6 +58,12 @@ __all__ = ["Engine", "Result", "SecondPass", "Stream"]
 _now = time.perf_counter_ns
 
 
+#: Seconds of audio handed to the second pass before the first and after the last CTC frame of
+#: an utterance (the streaming CTC fires late on onsets and early on offsets).
+SECOND_PASS_LEAD_S = 0.4
+SECOND_PASS_TAIL_S = 0.3
+
+
 @runtime_checkable
 class SecondPass(Protocol):
     """A second-pass recogniser for final captions (e.g. Whisper, issue 9).
@@ -725,7 +731,10 @@ class Stream:
         out = []
         for ev in events:
             if ev["type"] == "caption" and ev["final"]:
-                audio = self._audio_between(ev["start_s"], ev["end_s"])
+                # CTC marks only the first and last emitted character: give Whisper the
+                # word onsets and offsets around them too
+                audio = self._audio_between(ev["start_s"] - SECOND_PASS_LEAD_S,
+                                            ev["end_s"] + SECOND_PASS_TAIL_S)
                 fut = self.engine.submit(sp.transcribe, audio)
                 self._pending_finals.append((fut, ev, _now()))
             else:

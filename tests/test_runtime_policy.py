@@ -388,5 +388,10 @@ def test_second_pass_replaces_final_captions_off_the_decide_path(runtime_fake_bu
     assert f["text"] == "hello world" and f["draft"] == "helo wrld" and f["second_pass"]
     n, thread = seen[0]
     assert thread.startswith("aim-edge-worker")
-    assert abs(n - (f["end_s"] - f["start_s"]) * 16000) <= 16
     assert f["start_s"] == pytest.approx(2 * 0.16)
+    # the utterance plus SECOND_PASS_LEAD_S before (clipped at the stream start) and
+    # SECOND_PASS_TAIL_S after its CTC span
+    from aim_edge.engine import SECOND_PASS_LEAD_S, SECOND_PASS_TAIL_S
+
+    start = max(0.0, f["start_s"] - SECOND_PASS_LEAD_S)
+    assert abs(n - (f["end_s"] + SECOND_PASS_TAIL_S - start) * 16000) <= 16
