@@ -18,7 +18,7 @@ def test_demo_runs_the_shipped_bundle_on_the_demo_scene(capsys):
     labels = json.loads(resources.files("aim_edge").joinpath("data", "demo_scene.json")
                         .read_text())
     siren = next(r for r in labels["responses"] if r["trigger"].get("label") == "siren")
-    assert cli.main(["demo"]) == 0
+    assert cli.main(["demo", "--fast"]) == 0
     out = capsys.readouterr().out
     assert "what the scene really holds" in out and "dropped       0 samples" in out
     times = [float(m) for m in re.findall(r"\[\s*([0-9.]+)s\] SAFETY ALERT: siren", out)]
@@ -30,7 +30,7 @@ def test_demo_without_bundle_exits_zero_with_a_clear_message(capsys, monkeypatch
     from aim_edge import bundles
 
     monkeypatch.setattr(bundles, "default_bundle_path", lambda: None)
-    assert cli.main(["demo"]) == 0
+    assert cli.main(["demo", "--fast"]) == 0
     assert "no model bundle yet" in capsys.readouterr().out
 
 
