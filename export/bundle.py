@@ -44,8 +44,33 @@ def save_checkpoint(model: AimModel, path: str | Path, meta: dict[str, Any] | No
                 "meta": meta or {}}, str(path))
 
 
+def save_weights_npz(model: AimModel, path: str | Path, meta: dict[str, Any] | None = None
+                     ) -> Path:
+    """Pickle-free checkpoint: float16 weights + config + meta as JSON, in one ``.npz``.
+
+    What the repository keeps of a trained model (so later work can fine-tune or distil from
+    it); optimizer state is not kept.
+    """
+    path = Path(path)
+    arrays = {f"w/{k}": v.detach().cpu().half().numpy() if v.is_floating_point()
+              else v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    info = {"config": model.cfg.to_dict(), "meta": {k: v for k, v in (meta or {}).items()
+                                                   if k != "optimizer"}}
+    np.savez_compressed(path, info=np.array(json.dumps(info)), **arrays)
+    return path
+
+
 def load_checkpoint(path: str | Path) -> tuple[AimModel, dict[str, Any]]:
-    blob = torch.load(str(path), map_location="cpu", weights_only=True)
+    """A checkpoint of export.train (``.pt``, loaded with weights_only) or of
+    :func:`save_weights_npz` (``.npz``)."""
+    if Path(path).suffix == ".npz":
+        with np.load(path, allow_pickle=False) as z:
+            info = json.loads(str(z["info"]))
+            weights = {k[2:]: torch.from_numpy(z[k].copy()) for k in z.files
+                       if k.startswith("w/")}
+        blob = {"config": info["config"], "model": weights, "meta": info["meta"]}
+    else:
+        blob = torch.load(str(path), map_location="cpu", weights_only=True)
     model = AimModel(ModelConfig.from_dict(blob["config"]))
     # slim checkpoints carry float16 weights: load them into the float32 model
     model.load_state_dict({k: (v.float() if v.is_floating_point() else v)
