@@ -58,6 +58,23 @@ def _pattern(rng, on_off: list[tuple[float, float]], tone) -> np.ndarray:
     return x
 
 
+def _temporal_pattern(rng, cycles: int, *, pulses: int, on: float, gap: float, pause: float
+                      ) -> list[tuple[float, float]]:
+    """(on, off) seconds of an ISO 8201-style temporal pattern, each interval drawn within
+    +-10 %: ``pulses`` pulses ``on`` long, ``gap`` apart, then ``pause``, ``cycles`` times; the
+    final pause is dropped (its draw still happens, so the random stream stays as it was)."""
+    def tol(v: float) -> float:
+        return v * rng.uniform(0.9, 1.1)
+
+    seq = []
+    for c in range(cycles):
+        for i in range(pulses):
+            last = i == pulses - 1
+            off = tol(pause) if last else tol(gap)
+            seq.append((tol(on), 0.0 if last and c == cycles - 1 else off))
+    return seq
+
+
 def smoke_alarm(rng):
     """Smoke alarm: ISO 8201 / NFPA 72 temporal-three (T3) pattern on a ~3 kHz piezo.
 
@@ -68,12 +85,7 @@ def smoke_alarm(rng):
     """
     f0 = rng.uniform(2900, 3500)
     cycles = int(rng.integers(1, 5))
-    tol = lambda v: v * rng.uniform(0.9, 1.1)  # noqa: E731
-    seq = []
-    for c in range(cycles):
-        for i in range(3):
-            off = tol(0.5) if i < 2 else tol(1.5)
-            seq.append((tol(0.5), off if c < cycles - 1 or i < 2 else 0.0))
+    seq = _temporal_pattern(rng, cycles, pulses=3, on=0.5, gap=0.5, pause=1.5)
     x = _pattern(rng, seq, lambda d: _piezo_tone(rng, d, f0))
     return _norm(x), {"pattern": "T3", "f0_hz": round(f0, 1), "cycles": cycles}
 
@@ -86,12 +98,7 @@ def co_alarm(rng):
     """
     f0 = rng.uniform(2900, 3500)
     cycles = int(rng.integers(1, 4))
-    tol = lambda v: v * rng.uniform(0.9, 1.1)  # noqa: E731
-    seq = []
-    for c in range(cycles):
-        for i in range(4):
-            off = tol(0.1) if i < 3 else tol(5.0)
-            seq.append((tol(0.1), off if c < cycles - 1 or i < 3 else 0.0))
+    seq = _temporal_pattern(rng, cycles, pulses=4, on=0.1, gap=0.1, pause=5.0)
     x = _pattern(rng, seq, lambda d: _piezo_tone(rng, d, f0))
     return _norm(x), {"pattern": "T4", "f0_hz": round(f0, 1), "cycles": cycles}
 
