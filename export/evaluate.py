@@ -175,10 +175,10 @@ def _edit_distance(a: str, b: str) -> int:
     return prev[-1]
 
 
-def captions(streams, outs, vocab: Sequence[str]) -> dict[str, float]:
+def captions(streams, outs, vocab: Sequence[str], enc_chunk: int) -> dict[str, float]:
     errors = chars = 0
     kw_hits = kw_total = 0
-    ec = 4
+    ec = enc_chunk
     for s, o in zip(streams, outs, strict=True):
         for seg in s.record["speech"]:
             c0 = int(seg["start"] / 0.16)
@@ -241,7 +241,7 @@ def evaluate(model: AimModel, streams, thresholds: dict) -> dict[str, object]:
         "events": per_class,
         "event_macro_f1": float(np.mean([v["f1"] for v in scored])) if scored else None,
         "proactive": proactive(streams, outs, thresholds["speak_now"]),
-        "captions": captions(streams, outs, model.cfg.vocab),
+        "captions": captions(streams, outs, model.cfg.vocab, model.cfg.enc_chunk),
     }
 
 

@@ -262,8 +262,7 @@ def train(args: argparse.Namespace) -> Path:
     cfg = TrainConfig.load(args.config)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rng_seed = cfg.seed
-    torch.manual_seed(rng_seed)
+    torch.manual_seed(cfg.seed)
 
     train_streams, events, safety = load_split(args.data, cache=args.cache, limit=args.limit)
     dev_streams, _, _ = load_split(args.dev, cache=args.cache, limit=args.limit) if args.dev \
@@ -289,7 +288,8 @@ def train(args: argparse.Namespace) -> Path:
     if args.resume and last.is_file():
         blob = torch.load(str(last), map_location="cpu", weights_only=True)
         model.load_state_dict(blob["model"])
-        opt.load_state_dict(blob["meta"]["optimizer"]) if "optimizer" in blob["meta"] else None
+        if "optimizer" in blob["meta"]:
+            opt.load_state_dict(blob["meta"]["optimizer"])
         step = int(blob["meta"].get("step", 0))
         best = float(blob["meta"].get("best", best))
         print(f"resumed from {last} at step {step}")
