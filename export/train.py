@@ -40,6 +40,7 @@ import torch.nn.functional as F
 
 from .losses import (
     ZONE_IGNORE,
+    ZONE_WINDOW,
     TimingWeights,
     distillation_bce,
     distillation_kl,
@@ -67,6 +68,9 @@ class TrainConfig:
     w_timing: float = 1.0
     w_distill: float = 0.5
     event_pos_weight: float = 1.0  # events are rare per chunk: weight positives up
+    # share of crops placed around an event onset or a response window (the rest are uniform):
+    # hazards are a few percent of the audio, so uniform crops rarely show the model one
+    focus_fraction: float = 0.0
     specaugment_after: int = 600  # SpecAugment only once the loss has started to fall
     seed: int = 0
 
@@ -100,12 +104,23 @@ def _spec_augment(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
 class Batcher:
     """Random crops of whole chunks from cached streams."""
 
-    def __init__(self, streams: list[StreamTargets], model_cfg: ModelConfig, seed: int) -> None:
+    def __init__(self, streams: list[StreamTargets], model_cfg: ModelConfig, seed: int,
+                 focus_fraction: float = 0.0) -> None:
         self.streams = [s for s in streams if s.n_chunks >= 8]
         if not self.streams:
             raise SystemExit("no usable streams (all shorter than 8 chunks)")
         self.cfg = model_cfg
         self.rng = np.random.default_rng(seed)
+        self.focus_fraction = float(focus_fraction)
+        # (stream index, chunk) of every event onset and response-window start
+        foci = []
+        for i, s in enumerate(self.streams):
+            active = s.events.astype(bool).any(axis=1)
+            onsets = np.flatnonzero(active & ~np.concatenate([[False], active[:-1]]))
+            win = s.zone == ZONE_WINDOW
+            starts = np.flatnonzero(win & ~np.concatenate([[False], win[:-1]]))
+            foci.extend((i, int(c)) for c in np.union1d(onsets, starts))
+        self.foci = foci
         self.char_index = {ch: i for i, ch in enumerate(model_cfg.vocab)}
 
     def encode_text(self, text: str) -> list[int]:
@@ -126,9 +141,19 @@ class Batcher:
         ec = self.cfg.enc_chunk
         feats, events, zone, win, intent, instr, segs = [], [], [], [], [], [], []
         for b in range(batch):
-            s = self.streams[int(self.rng.integers(len(self.streams)))]
-            n = min(crop, s.n_chunks)
-            c0 = int(self.rng.integers(0, s.n_chunks - n + 1))
+            if self.foci and self.rng.random() < self.focus_fraction:
+                si, onset = self.foci[int(self.rng.integers(len(self.foci)))]
+                s = self.streams[si]
+                n = min(crop, s.n_chunks)
+                # the onset lands anywhere in the crop's first three quarters (context before,
+                # room for the response after)
+                lo = max(0, onset - (3 * n) // 4)
+                hi = min(s.n_chunks - n, onset)
+                c0 = int(self.rng.integers(lo, max(lo, hi) + 1))
+            else:
+                s = self.streams[int(self.rng.integers(len(self.streams)))]
+                n = min(crop, s.n_chunks)
+                c0 = int(self.rng.integers(0, s.n_chunks - n + 1))
             sl = slice(c0, c0 + n)
             f = np.zeros((crop * cf, s.feats.shape[1]), np.float32)
             f[: n * cf] = s.feats[c0 * cf:(c0 + n) * cf]
@@ -264,7 +289,10 @@ def train(args: argparse.Namespace) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
 
-    train_streams, events, safety = load_split(args.data, cache=args.cache, limit=args.limit)
+    train_streams, events, safety = [], [], {}
+    for data in args.data:  # several splits/packs concatenate (e.g. two generator seeds)
+        streams, events, safety = load_split(data, cache=args.cache, limit=args.limit)
+        train_streams.extend(streams)
     dev_streams, _, _ = load_split(args.dev, cache=args.cache, limit=args.limit) if args.dev \
         else (train_streams[:4], events, safety)
     device = torch.device(args.device)
@@ -296,7 +324,7 @@ def train(args: argparse.Namespace) -> Path:
     print(f"model: {count_parameters(model) / 1e6:.2f} M parameters, {len(train_streams)} train "
           f"streams ({sum(s.n_chunks for s in train_streams) * 0.16 / 3600:.2f} h), "
           f"{len(dev_streams)} dev streams, events {list(events)}")
-    batcher = Batcher(train_streams, model_cfg, cfg.seed + step)
+    batcher = Batcher(train_streams, model_cfg, cfg.seed + step, cfg.focus_fraction)
     aug_rng = np.random.default_rng(cfg.seed + 7 + step)
     deadline = time.monotonic() + args.minutes * 60 if args.minutes else None
     total = args.steps
@@ -370,7 +398,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--data data/train --dev data/dev --out ckpt/student --minutes 30",
     )
     p.add_argument("--config", type=Path, help="JSON TrainConfig overrides (see TrainConfig)")
-    p.add_argument("--data", type=Path, required=True, help="train split folder (export.data)")
+    p.add_argument("--data", type=Path, required=True, nargs="+",
+                   help="train split folder(s) or .npz pack(s) (export.data / export.pack); "
+                   "several are concatenated")
     p.add_argument("--dev", type=Path, help="dev split folder")
     p.add_argument("--out", type=Path, required=True, help="checkpoint folder")
     p.add_argument("--name", default="aim-student", help="model name stored in checkpoints")
