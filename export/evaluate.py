@@ -31,6 +31,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from aim_edge.metrics import activations  # shared with python -m benchmarks.eval
+from aim_edge.metrics import edit_distance as _edit_distance
+
 from .bundle import load_checkpoint
 from .model import AimModel
 from .targets import StreamTargets, decision_time, load_split
@@ -59,37 +62,6 @@ def run_model(model: AimModel, streams: list[StreamTargets], threads: int = 2
 HYSTERESIS = 0.1  # aim_edge.policy.PolicyConfig defaults: evaluate what the runtime does
 EVENT_REFRACTORY_S = 5.0
 SPEAK_REFRACTORY_S = 2.0
-
-
-def activations(p: np.ndarray, threshold: float, hysteresis: float = HYSTERESIS,
-                refractory_s: float = 0.0) -> list[tuple[int, int]]:
-    """Alerts as the runtime policy raises them: [start, end) chunk runs.
-
-    A run starts at the first chunk with ``p >= threshold`` and lasts until ``p`` falls below
-    ``max(threshold - hysteresis, 0.01)``; a run starting within ``refractory_s`` of the
-    previous reported start is merged into it (the runtime would not alert again).
-    """
-    off = max(threshold - hysteresis, 0.01)
-    refractory = int(round(refractory_s / 0.16))
-    runs: list[tuple[int, int]] = []
-    active, start = False, 0
-    last_start = -(10**9)
-    for k, value in enumerate(p.tolist()):
-        if not active and value >= threshold:
-            active, start = True, k
-        elif active and value < off:
-            active = False
-            if start - last_start < refractory and runs:
-                runs[-1] = (runs[-1][0], k)
-            else:
-                runs.append((start, k))
-                last_start = start
-    if active:
-        if start - last_start < refractory and runs:
-            runs[-1] = (runs[-1][0], len(p))
-        else:
-            runs.append((start, len(p)))
-    return runs
 
 
 def event_counts(streams, outs, label_index: int, threshold: float, label: str
@@ -163,16 +135,6 @@ def _normalise(text: str, vocab: Sequence[str]) -> str:
     allowed = set(vocab[1:])
     chars = [c if c in allowed else " " for c in text.lower()]
     return " ".join("".join(chars).split())
-
-
-def _edit_distance(a: str, b: str) -> int:
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
 
 
 def captions(streams, outs, vocab: Sequence[str], enc_chunk: int) -> dict[str, float]:
