@@ -43,6 +43,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from .answer import StateAnswerer
 from .audio import AudioConverter, iter_wav_blocks, wav_info
 from .backends import OUTPUT_HEADS, Backend, create_backend
 from .bundle import Bundle, load_bundle
@@ -144,7 +145,7 @@ class Engine:
     def __init__(self, bundle: Bundle, backend: Backend, *,
                  encoder: InstructionEncoder | None = None, policy: PolicyConfig | None = None,
                  second_pass: SecondPass | None = None,
-                 answerer: Callable[[str], str] | None = None,
+                 answerer: Any = None,
                  ring: RingConfig | None = None) -> None:
         self.bundle = bundle
         self.backend = backend
@@ -155,7 +156,7 @@ class Engine:
         self.policy_config = policy or PolicyConfig()
         self.policy_config.validate()
         self.second_pass = second_pass
-        self.answerer = answerer
+        self.answerer = answerer if answerer is not None else StateAnswerer()
         self.ring_config = ring or RingConfig()
         self.ring_config.validate()
         self.state_names = tuple(s.name for s in bundle.state)
@@ -175,7 +176,7 @@ class Engine:
                     features: FbankConfig | None = None, policy: PolicyConfig | None = None,
                     encoder: InstructionEncoder | None = None,
                     second_pass: SecondPass | None = None,
-                    answerer: Callable[[str], str] | None = None,
+                    answerer: Any = None,
                     ring: RingConfig | None = None, verify_hashes: bool = True) -> Engine:
         """Load a bundle and open its step artifact on a backend.
 
@@ -195,7 +196,10 @@ class Engine:
         policy : decision policy options; thresholds always come from the bundle.
         encoder : instruction encoder overriding the bundle's choice.
         second_pass : recogniser that rewrites final captions (:class:`SecondPass`).
-        answerer : ``question -> text`` hook for answers.
+        answerer : what fills ``answer`` events' text: an object with
+            ``answer(question, context)`` or a ``question -> text`` callable. None = the
+            built-in :class:`~aim_edge.answer.StateAnswerer` (the last sound, the last caption,
+            recent alerts, the time; it says so when a question is outside that).
         ring : ring buffer size per stream.
         """
         if isinstance(model, Bundle):
@@ -782,6 +786,7 @@ class Stream:
             kind = ev["type"]
             if kind == "caption" and ev["final"]:
                 self._captions.append(ev)
+                self.policy.context.captions.append((ev["end_s"], ev["text"]))
             elif kind == "alert":
                 self._alerts.append(ev)
             elif kind == "answer":

@@ -37,9 +37,13 @@ Answers: when speak-now becomes active with argmax intent ``answer`` or ``acknow
 with a wake phrase ("hey aim ...") is addressed to the assistant: if the rest parses as an
 instruction (:func:`~aim_edge.instructions.parse_instruction`) it becomes the new instruction
 and is acknowledged, otherwise it is a question and gets an ``answer`` event unless the model
-already answered during that utterance. Answer text comes from an ``answerer`` hook
-(``question -> str``); without one it is ``""`` (the runtime has no answer engine) and
-``"Okay."`` for acknowledgements.
+already answered during that utterance. Answer text comes from an ``answerer``: an object with
+``answer(question, context)`` (the engine's default is :class:`aim_edge.answer.StateAnswerer`,
+which replies from what the stream perceived: the last sound, the last caption, recent alerts,
+the time) or a plain ``question -> str`` callable; without one it is ``""``. Acknowledgements
+are ``"Okay."`` unless a plain callable is given. The policy keeps the answerer's context
+(:attr:`DecisionPolicy.context`: recent sound activations, alerts; the stream adds final
+captions).
 
 Captions: greedy CTC decoding (argmax per encoder frame, repeats collapsed across chunk
 boundaries, blanks dropped). The current utterance is emitted as a *partial* caption whenever
@@ -54,11 +58,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
+from .answer import AnswerContext, SoundSeen, call_answerer
 from .config import _Config, _is_real
 from .instructions import WAKE_PHRASES, InstructionMeaning, parse_instruction, strip_wake_phrase
 
@@ -213,7 +218,7 @@ class DecisionPolicy:
     refractory : per-label refractory seconds overriding ``config.refractory_s``.
     hysteresis : overrides ``config.hysteresis`` (from the manifest).
     aliases : extra instruction phrases per event label.
-    answerer : ``question -> answer text`` hook.
+    answerer : :class:`aim_edge.answer.StateAnswerer`-like object or ``question -> str``.
     """
 
     def __init__(self, *, vocab: Sequence[str], events: Sequence[str], intents: Sequence[str],
@@ -221,7 +226,7 @@ class DecisionPolicy:
                  event_thresholds: Mapping[str, float], config: PolicyConfig | None = None,
                  refractory: Mapping[str, float] | None = None, hysteresis: float | None = None,
                  aliases: Mapping[str, Sequence[str]] | None = None,
-                 answerer: Callable[[str], str] | None = None) -> None:
+                 answerer: Any = None) -> None:
         self.config = config or PolicyConfig()
         self.config.validate()
         self.events = tuple(events)
@@ -264,6 +269,8 @@ class DecisionPolicy:
         self.utterance_start_s = 0.0
         self.captions.reset()
         self.last_probs: dict[str, Any] = {}
+        self.context = AnswerContext()
+        self._sound_open: dict[int, SoundSeen] = {}
 
     # ------------------------------------------------------------------ instruction
     def parse(self, text: str | None) -> InstructionMeaning:
@@ -323,6 +330,7 @@ class DecisionPolicy:
         falling = self.active & (p_events < self.off)
         self.active = (self.active | rising) & ~falling
         self.activation_start[rising] = chunk.start_s
+        self._track_sounds(rising, p_events, chunk)
         self.alerted[rising | falling] = False
         for i in np.flatnonzero(self.active & ~self.alerted):
             label = self.events[i]
@@ -334,6 +342,7 @@ class DecisionPolicy:
             out.append({"type": "alert", "t": t, "label": label, "score": float(p_events[i]),
                         "start_s": float(self.activation_start[i]),
                         "safety": label in self.safety, "source": why})
+            self.context.alerts.append((t, label))
 
         # captions
         logprobs = np.asarray(outputs["ctc_logprobs"])
@@ -379,14 +388,30 @@ class DecisionPolicy:
         return {"type": "caption", "t": t, "final": final, "text": self.captions.text,
                 "start_s": float(start), "end_s": float(end)}
 
+    def _track_sounds(self, rising: np.ndarray, p: np.ndarray, chunk: ChunkInfo) -> None:
+        """Keep the answerer's record of sound activations (alerted or not)."""
+        self.context.now_s = chunk.end_s
+        for i in np.flatnonzero(rising):
+            seen = SoundSeen(self.events[i], chunk.start_s, chunk.end_s, float(p[i]))
+            self._sound_open[int(i)] = seen
+            self.context.sounds.append(seen)
+        for i, seen in list(self._sound_open.items()):
+            if self.active[i]:
+                seen.end_s = chunk.end_s
+                seen.peak = max(seen.peak, float(p[i]))
+            else:
+                del self._sound_open[i]
+
     def _answer(self, t: float, kind: str, question: str, score: float, source: str
                 ) -> dict[str, Any]:
         self.last_answer = t
         self.answered_utterance = True
-        if self.answerer is not None:
-            text = str(self.answerer(question))
-        else:
+        self.context.now_s = max(self.context.now_s, t)
+        if self.answerer is None or (kind == "acknowledge"
+                                     and callable(getattr(self.answerer, "answer", None))):
             text = "Okay." if kind == "acknowledge" else ""
+        else:
+            text = call_answerer(self.answerer, question, self.context)
         return {"type": "answer", "t": t, "intent": kind, "text": text, "question": question,
                 "score": float(score), "source": source}
 

@@ -1,0 +1,168 @@
+"""A small, honest answer engine: replies from what the stream itself perceived.
+
+The default model decides *when* to answer (speak-now with intent ``answer``, or a caption
+that starts with the wake phrase); it has no language model to say *what*. This module fills
+the ``answer`` event's ``text`` from the runtime's own state, and says plainly when a question
+is outside what it knows. It answers four kinds of question, matched by keywords so that the
+streaming student's rough captions still reach the right rule:
+
+=============================  ==========================================================
+question (examples)            answer
+=============================  ==========================================================
+"what was that sound?",        the most recent sound event the model detected (any label,
+"did you hear that?"           alerted or not) within ``recent_s``, with how long ago
+"what time is it?"             the local wall-clock time (``clock``)
+"what did he say?",            the last final caption
+"what was said?"
+"did I miss anything?",        the alerts of the last ``recent_s`` seconds
+"any alerts?"
+anything else                  what it can answer, and that it did not understand
+=============================  ==========================================================
+
+It is deliberately not a chatbot: every reply is a fact the runtime observed, so it cannot
+make things up. The policy keeps the context (:class:`AnswerContext`) up to date; a caller may
+replace the engine with any ``question -> str`` callable (``Engine(answerer=...)``) or any
+object with ``answer(question, context)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["AnswerContext", "SoundSeen", "StateAnswerer"]
+
+
+@dataclasses.dataclass
+class SoundSeen:
+    """One activation of a sound-event label (stream seconds)."""
+
+    label: str
+    start_s: float
+    end_s: float
+    peak: float
+
+
+@dataclasses.dataclass
+class AnswerContext:
+    """What the stream perceived recently; kept by :class:`~aim_edge.policy.DecisionPolicy`.
+
+    Attributes
+    ----------
+    now_s : stream time of the deciding chunk, seconds.
+    sounds : recent sound activations, oldest first (bounded).
+    captions : recent final caption texts with their end time ``(end_s, text)``.
+    alerts : recent alerts ``(t, label)``.
+    """
+
+    now_s: float = 0.0
+    sounds: deque[SoundSeen] = dataclasses.field(default_factory=lambda: deque(maxlen=32))
+    captions: deque[tuple[float, str]] = dataclasses.field(
+        default_factory=lambda: deque(maxlen=16))
+    alerts: deque[tuple[float, str]] = dataclasses.field(default_factory=lambda: deque(maxlen=32))
+
+    def clear(self) -> None:
+        self.now_s = 0.0
+        self.sounds.clear()
+        self.captions.clear()
+        self.alerts.clear()
+
+
+_SOUND = re.compile(r"\b(sound|sounds|noise|noises|hear|heard|hearing|beep|beeping|ringing|"
+                    r"that was|was that)\b")
+_TIME = re.compile(r"\b(time|clock|o'?clock|hour)\b")
+_SAID = re.compile(r"\b(say|said|saying|says|told|speak|spoke|talking)\b")
+_MISSED = re.compile(r"\b(miss|missed|alert|alerts|happen|happened|anything)\b")
+
+
+def _words(label: str) -> str:
+    return label.replace("_", " ")
+
+
+def _ago(seconds: float) -> str:
+    s = max(0, round(seconds))
+    if s <= 1:
+        return "just now"
+    if s < 90:
+        return f"{s} seconds ago"
+    return f"{round(s / 60)} minutes ago"
+
+
+class StateAnswerer:
+    """Answers questions from an :class:`AnswerContext` (see the module docstring).
+
+    Parameters
+    ----------
+    recent_s : how far back "that sound" and "did I miss anything" look, seconds.
+    clock : returns a ``time.struct_time`` for "what time is it" (default ``time.localtime``;
+        tests inject a fixed one).
+    """
+
+    kind = "state"
+
+    def __init__(self, *, recent_s: float = 30.0,
+                 clock: Callable[[], time.struct_time] = time.localtime) -> None:
+        if not recent_s > 0:
+            raise ValueError(f"recent_s = {recent_s!r} must be > 0 seconds")
+        self.recent_s = float(recent_s)
+        self.clock = clock
+
+    def answer(self, question: str, context: AnswerContext) -> str:
+        q = " ".join((question or "").lower().split())
+        if _TIME.search(q):
+            now = self.clock()
+            return f"It is {now.tm_hour:02d}:{now.tm_min:02d}."
+        if _SAID.search(q):
+            return self._said(context)
+        if _MISSED.search(q) and not _SOUND.search(q):
+            return self._missed(context)
+        if _SOUND.search(q):
+            return self._sound(context)
+        heard = f" I heard: {q!r}." if q else ""
+        return ("I can tell you what that sound was, what was just said, whether you missed an"
+                f" alert, and the time.{heard}")
+
+    def __call__(self, question: str, context: AnswerContext | None = None) -> str:
+        return self.answer(question, context or AnswerContext())
+
+    def _recent(self, context: AnswerContext) -> list[SoundSeen]:
+        return [s for s in context.sounds if context.now_s - s.end_s <= self.recent_s]
+
+    def _sound(self, context: AnswerContext) -> str:
+        recent = self._recent(context)
+        named = [s for s in recent if s.label != "other_sound"]
+        if named:
+            s = named[-1]
+            return (f"That sounded like a {_words(s.label)}, {_ago(context.now_s - s.start_s)}"
+                    f" (confidence {s.peak:.2f}).")
+        if recent:
+            return "I heard a sound, but not one I can name."
+        return f"I did not hear a sound I recognise in the last {self.recent_s:.0f} seconds."
+
+    def _said(self, context: AnswerContext) -> str:
+        for _end_s, text in reversed(context.captions):
+            if text.strip():
+                return f"The last thing I heard said was: \"{text.strip()}\"."
+        return "I have not heard anyone say anything yet."
+
+    def _missed(self, context: AnswerContext) -> str:
+        recent = [(t, label) for t, label in context.alerts
+                  if context.now_s - t <= self.recent_s]
+        if not recent:
+            return f"No alerts in the last {self.recent_s:.0f} seconds."
+        parts = [f"{_words(label.removeprefix('keyword:'))} {_ago(context.now_s - t)}"
+                 for t, label in recent[-3:]]
+        return "Alerts: " + "; ".join(parts) + "."
+
+
+def call_answerer(answerer: Any, question: str, context: AnswerContext) -> str:
+    """Call either kind of answerer: an object with ``answer(question, context)`` or a plain
+    ``question -> str`` callable."""
+    method = getattr(answerer, "answer", None)
+    if callable(method):
+        return str(method(question, context))
+    return str(answerer(question))
