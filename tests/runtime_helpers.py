@@ -140,3 +140,95 @@ def noise(seconds: float, rate: int = 16000, seed: int = 0, channels: int = 1) -
     x = 0.05 * rng.standard_normal((n, channels)) + 0.2 * np.sin(2 * np.pi * 440 * t)[:, None]
     x = x.astype(np.float32)
     return x[:, 0].copy() if channels == 1 else x
+
+
+# ---------------------------------------------------------------------------------------------
+# generated scenes (export.data manifests) through the real runtime
+
+
+def run_scene(engine: Any, wav: Path, record: Mapping[str, Any], *,
+              text_instructions: bool = True) -> Any:
+    """Stream one generated scene through ``engine`` chunk by chunk, the way a caller would:
+    each ``delivery: "text"`` instruction interval is given with ``set_instruction`` when the
+    stream reaches its start (spoken ones are in the audio). Returns the stream's Result."""
+    from aim_edge.audio import iter_wav_blocks, wav_info
+
+    info = wav_info(wav)
+    changes = [(float(iv["start"]), iv.get("text")) for iv in record.get("instructions", [])
+               if iv.get("delivery") in ("text", None) and text_instructions]
+    changes.sort(key=lambda c: c[0])
+    first = changes[0][1] if changes and changes[0][0] <= 0.0 else None
+    pending = [c for c in changes if c[0] > 0.0]
+    step = engine.bundle.chunk_samples * info.sample_rate // engine.sample_rate
+    with engine.create_stream(instruction=first) as stream:
+        done = 0
+        for _, block in iter_wav_blocks(wav, step):
+            while pending and pending[0][0] <= done / info.sample_rate:
+                stream.set_instruction(pending.pop(0)[1])
+            stream.accept_waveform(info.sample_rate, block)
+            done += block.shape[0]
+            while stream.is_ready():
+                stream.decode()
+        stream.input_finished()
+        while stream.is_ready():
+            stream.decode()
+        return stream.get_result()
+
+
+def alert_hits(record: Mapping[str, Any], alerts: list[Mapping[str, Any]]
+               ) -> list[dict[str, Any]]:
+    """For every labelled alert window of an event (``responses`` with kind ``alert`` and an
+    ``event`` trigger): did an alert of that label fire inside ``[earliest, latest]`` (+0.2 s,
+    the end of the deciding chunk)?"""
+    out = []
+    used: set[int] = set()  # one alert answers one window (overlapping windows of repeats)
+    for r in record.get("responses", []):
+        trig = r.get("trigger", {})
+        if r.get("kind") != "alert" or trig.get("type") != "event":
+            continue
+        label = trig["label"]
+        match = [i for i, a in enumerate(alerts) if i not in used and a["label"] == label
+                 and r["earliest"] <= a["t"] <= r["latest"] + 0.2]
+        hit = bool(match)
+        used.update(match[:1])
+        out.append({"label": label, "reason": trig.get("reason"), "hit": bool(hit),
+                    "window": (r["earliest"], r["latest"])})
+    return out
+
+
+def false_alerts(record: Mapping[str, Any], alerts: list[Mapping[str, Any]]) -> list[dict]:
+    """Alerts of an event label outside every window labelled for that label."""
+    windows: dict[str, list[tuple[float, float]]] = {}
+    for r in record.get("responses", []):
+        trig = r.get("trigger", {})
+        if r.get("kind") == "alert" and trig.get("type") == "event":
+            windows.setdefault(trig["label"], []).append((r["earliest"], r["latest"] + 0.2))
+    return [a for a in alerts if not a["label"].startswith("keyword:") and not any(
+        lo <= a["t"] <= hi for lo, hi in windows.get(a["label"], []))]
+
+
+def normalise_text(text: str, vocab: list[str] | tuple[str, ...] = VOCAB) -> str:
+    """Lower case, characters outside the CTC vocabulary become spaces, spaces collapsed."""
+    allowed = set(vocab[1:])
+    chars = [c if c in allowed else " " for c in text.lower()]
+    return " ".join("".join(chars).split())
+
+
+def edit_distance(a: str, b: str) -> int:
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def caption_cer(record: Mapping[str, Any], captions: list[Mapping[str, Any]]
+                ) -> tuple[int, int]:
+    """Character errors and reference characters of a scene's final captions against its
+    speech transcripts (each joined in time order; insertions and deletions count)."""
+    ref = normalise_text(" ".join(s["transcript"] for s in
+                                  sorted(record.get("speech", []), key=lambda s: s["start"])))
+    hyp = normalise_text(" ".join(c["text"] for c in captions))
+    return edit_distance(hyp, ref), len(ref)
