@@ -25,6 +25,8 @@ Manifest, schema version 1 (fields marked ``?`` are optional)::
                       tokenizer?: {file, size, sha256}, parity?: {..., known_answer?: {...}}}]
     instructions?    {encoder?: {kind: "hashed-bow", dim, buckets, seed}, known: [{text}], ...}
     provenance?      {data, teachers, metrics, command, ...}
+    asr?             {kind: "whisper", dir, config, files: [{file, size, sha256}],
+                      parity: {...}, ...}  optional second pass for final captions
 
 Optional runtime fields (all validated when present):
 
@@ -39,6 +41,11 @@ Optional runtime fields (all validated when present):
   legacy tflite-runtime backend refuses an artifact without it, LiteRT checks it when present.
 * ``instructions.encoder`` -- a weight-free instruction encoder (see
   :mod:`aim_edge.text_embedding`) when no ``instruction_encoder`` artifact is shipped.
+* ``asr`` -- a second-pass recogniser (Whisper tiny.en from ``python -m export.whisper``,
+  attached with ``python -m export.whisper.attach``): ``dir`` (its folder inside the bundle),
+  ``config`` (its ``whisper.json``), every file with size and sha256 (checked like artifacts),
+  and ``parity`` figures (at least one number, e.g. ``onnx_int8.wer``). ``Bundle.asr_dir`` is
+  the validated folder or None.
 """
 
 from __future__ import annotations
@@ -144,6 +151,12 @@ class Bundle:
         frames = self.chunk_frames + self.lookahead_frames
         overhang = f.frame_length_ms - f.frame_shift_ms
         return frames * f.frame_shift_ms + overhang
+
+    @property
+    def asr_dir(self) -> Path | None:
+        """Folder of the bundle's validated ``asr`` component (second pass), or None."""
+        asr = self.manifest.get("asr")
+        return None if asr is None else self.root / str(asr["dir"])
 
     @property
     def safety_events(self) -> tuple[str, ...]:
@@ -352,6 +365,8 @@ def load_bundle(path: str | Path, *, verify_hashes: bool = True,
                                   dict(a.get("parity", {})), fpath, tokenizer))
     if not any(a.role == "step" for a in artifacts):
         raise BundleError("manifest: no artifact with role 'step' (the streaming model)")
+    if "asr" in manifest:
+        _check_asr(manifest, root, verify_hashes)
 
     return Bundle(
         root=root, manifest=manifest, features=features, chunk_frames=chunk_frames,
@@ -374,6 +389,53 @@ def _verify_file(root: Path, fname: str, fpath: Path, size: int, digest: str) ->
             f"bundle {root}: sha256 of {fname} is {actual[:12]}..., the manifest says"
             f" {digest[:12]}... (corrupt or replaced file)"
         )
+
+
+def _inside(root: Path, name: str, where: str) -> Path:
+    if Path(name).is_absolute() or ".." in Path(name).parts:
+        raise BundleError(f"manifest: {where} = {name!r} must stay inside the bundle")
+    return root / name
+
+
+def _has_number(obj: Any) -> bool:
+    if isinstance(obj, bool):
+        return False
+    if isinstance(obj, (int, float)):
+        return True
+    return isinstance(obj, Mapping) and any(_has_number(v) for v in obj.values())
+
+
+def _check_asr(manifest: Mapping[str, Any], root: Path, verify_hashes: bool) -> None:
+    """The optional ``asr`` component: its folder, config and files (size, sha256) and
+    parity figures."""
+    asr = _require(manifest, "asr", dict, "")
+    _require(asr, "kind", str, "asr.")
+    folder = _inside(root, _require(asr, "dir", str, "asr."), "asr.dir")
+    if not folder.is_dir():
+        raise BundleError(f"bundle {root}: asr.dir {asr['dir']!r} is missing (attach the second"
+                          " pass with python -m export.whisper.attach, or remove asr)")
+    config = _require(asr, "config", str, "asr.")
+    files = _require(asr, "files", list, "asr.")
+    listed = set()
+    for i, f in enumerate(files):
+        where = f"asr.files[{i}]."
+        fname = _require(f, "file", str, where)
+        size = _require(f, "size", int, where)
+        digest = _require(f, "sha256", str, where)
+        fpath = _inside(root, fname, f"{where}file")
+        if not fpath.is_file():
+            raise BundleError(f"bundle {root}: {fname} is listed in the manifest (asr) but"
+                              " missing")
+        if verify_hashes:
+            _verify_file(root, fname, fpath, size, digest)
+        listed.add(fname)
+    if config not in listed:
+        raise BundleError(f"manifest: asr.config = {config!r} is not one of asr.files (its"
+                          " size and sha256 must be listed)")
+    parity = _require(asr, "parity", dict, "asr.")
+    if not _has_number(parity):
+        raise BundleError("manifest: asr.parity holds no figures (re-export with parity clips:"
+                          " python -m export.whisper --clips 100)")
 
 
 def _aliases(event: Mapping[str, Any], where: str) -> tuple[str, ...]:

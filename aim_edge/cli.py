@@ -28,6 +28,7 @@ examples:
   aim-edge run kitchen.wav --realtime --instruction "tell me if the kettle whistles"
   aim-edge run kitchen.wav --jsonl events.jsonl --quiet
   aim-edge info --model bundles/small         what a bundle contains and what can run it
+  aim-edge profile scene.wav --report prof    latency per stage against the 200 ms budget
 
 Report problems with the output of `aim-edge info`.
 """
@@ -256,17 +257,15 @@ def print_summary(summary: dict[str, Any], engine: Any, out: TextIO) -> None:
 
 
 def _second_pass(args: argparse.Namespace) -> Any:
-    """The Whisper second pass named by --asr, or the bundle's ``asr/`` folder, unless
-    --no-second-pass."""
+    """The Whisper second pass named by --asr, or the bundle's validated ``asr`` component
+    (manifest), unless --no-second-pass."""
     if getattr(args, "no_second_pass", False):
         return None
     folder = getattr(args, "asr", None)
     if folder is None:
-        from . import bundles
+        from .asr import bundle_asr_dir
 
-        root = Path(args.model) if args.model else bundles.default_bundle_path()
-        if root is not None and (root / "asr").is_dir():
-            folder = root / "asr"
+        folder = bundle_asr_dir(args.model)
     if folder is None:
         return None
     folder = Path(folder)
@@ -408,6 +407,10 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--model", metavar="PATH", default=None,
                       help="bundle folder or .zip to describe (default: the shipped bundle)")
     info.set_defaults(func=_cmd_info)
+
+    from .profile.cli import add_parser as add_profile_parser  # issue 7: its own module
+
+    add_profile_parser(sub)
     return parser
 
 
