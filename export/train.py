@@ -147,9 +147,10 @@ class Batcher:
                 n = min(crop, s.n_chunks)
                 # the onset lands anywhere in the crop's first three quarters (context before,
                 # room for the response after)
-                lo = max(0, onset - (3 * n) // 4)
-                hi = min(s.n_chunks - n, onset)
-                c0 = int(self.rng.integers(lo, max(lo, hi) + 1))
+                last = s.n_chunks - n  # the latest crop start that fits the stream
+                lo = min(max(0, onset - (3 * n) // 4), last)
+                hi = max(lo, min(last, onset))
+                c0 = int(self.rng.integers(lo, hi + 1))
             else:
                 s = self.streams[int(self.rng.integers(len(self.streams)))]
                 n = min(crop, s.n_chunks)

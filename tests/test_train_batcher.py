@@ -37,6 +37,16 @@ def test_focused_crops_contain_an_onset_or_window():
         assert (ev[..., 1].any(axis=1) | win.any(axis=1)).all()
 
 
+def test_focused_crops_fit_when_the_onset_is_near_either_end():
+    cfg = ModelConfig(events=("a", "b"))
+    for onset, window in ((2, (3, 6)), (395, (396, 399))):
+        batcher = Batcher([_stream(400, onset, window)], cfg, seed=1, focus_fraction=1.0)
+        for _ in range(30):
+            batch = batcher.sample(2, 48)
+            assert batch["fbank"].shape == (2, 48 * 16, 80)
+            assert (batch["zone"].numpy() == ZONE_WINDOW).any(axis=1).all()
+
+
 def test_uniform_crops_mostly_miss_a_rare_event():
     cfg = ModelConfig(events=("a", "b"))
     stream = _stream(400, onset=300, window=(302, 310))
