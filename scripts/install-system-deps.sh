@@ -14,7 +14,8 @@ build_pkgs=(g++ make python3-dev python3-venv python3-pip git)
 test_pkgs=(espeak-ng sox flite festival festvox-kallpc16k festvox-us-slt-hts
            sound-theme-freedesktop oxygen-sounds yaru-theme-sound deepin-sound-theme
            sound-icons gnome-audio
-           asterisk-core-sounds-en asterisk-core-sounds-en-g722)  # real speech for Whisper tests
+           asterisk-core-sounds-en asterisk-core-sounds-en-g722  # real speech for Whisper tests
+           chromium)  # headless: renders the profiler's report.html in tests/test_profile.py
 
 case "$group" in
   build) pkgs=("${build_pkgs[@]}") ;;

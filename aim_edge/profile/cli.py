@@ -1,0 +1,230 @@
+"""``aim-edge profile``: the subcommand's parser and handler (registered by aim_edge.cli)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from typing import Any
+
+EXIT_OVER_BUDGET = 3
+
+DESCRIPTION = """\
+Profile the perceive-decide-respond loop on INPUT: per stage (capture -> ring, features, queue,
+model, decision, respond) and end to end (the chunk's last sample entering the ring -> its
+responses emitted) p50/p95/p99/max, the model's algorithmic latency beside it, real-time
+factors, CPU seconds per thread, peak RSS, dropped samples and cold start (bundle load, first
+chunk). Every combination of --backends x --precisions x --threads runs in a fresh process,
+one after another on the same input, so the comparison is fair. Real-time pacing (like a
+microphone) is the default."""
+
+EPILOG = """\
+verdict and exit status:
+  PASS when every measured configuration's end-to-end p99 <= --budget-ms and no sample was
+  dropped (with --fast the service time, end to end minus the decide-queue wait, is judged).
+  exit 0 PASS, 3 FAIL (over budget or drops: usable in CI), 1 nothing could be measured or an
+  error, 2 bad usage. A requested backend that is not installed, or a precision the bundle
+  does not list, is a row that says so (with the install hint); it does not fail the verdict.
+
+report (--report DIR):
+  report.json   every figure and the per-chunk stage durations (schema aim-edge-profile v1)
+  report.html   self-contained, opens offline: sweep table, latency CDFs per stage, a timeline
+                of a few seconds around the slowest chunk (chunks, decisions, drops)
+  *.png         the same plots (need matplotlib: pip install 'aim-edge[plot]')
+
+examples:
+  aim-edge profile                                   the demo scene, default bundle, real time
+  aim-edge profile scene.wav --seconds 30 --load 1   30 s beside one CPU-hog process
+  aim-edge profile scene.wav --precisions fp32 int8-dynamic --threads 1 2 --report out/prof
+  aim-edge profile scene.wav --backends onnxruntime litert --fast --budget-ms 50
+"""
+
+
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be a number of seconds > 0")
+    return v
+
+
+def _ms(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of milliseconds") from None
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be a number of milliseconds > 0")
+    return v
+
+
+def _count(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{v} must be >= 0")
+    return v
+
+
+def _threads(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{v} must be >= 1")
+    return v
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Add the ``profile`` subcommand to ``sub`` (an argparse subparsers object)."""
+    p = sub.add_parser(
+        "profile", help="latency profile against a budget: per stage, end to end, sweeps,"
+        " HTML/JSON report", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("input", metavar="INPUT", nargs="?", default=None,
+                   help="WAV file to play (default: the shipped demo scene)")
+    p.add_argument("--model", metavar="PATH", default=None,
+                   help="model bundle folder or .zip (default: the shipped bundle)")
+    p.add_argument("--backends", nargs="+", default=["onnxruntime"], metavar="NAME",
+                   choices=["onnxruntime", "litert", "tflite-runtime"],
+                   help="backends to sweep: onnxruntime, litert, tflite-runtime"
+                        " (default onnxruntime)")
+    p.add_argument("--precisions", nargs="+", default=None, metavar="P",
+                   choices=["fp32", "fp16", "int8-dynamic", "int8-static"],
+                   help="artifact precisions to sweep: fp32 fp16 int8-dynamic int8-static"
+                        " (default: every one the bundle lists)")
+    p.add_argument("--threads", nargs="+", type=_threads, default=[1], metavar="N",
+                   help="inference thread counts to sweep (default 1)")
+    pace = p.add_mutually_exclusive_group()
+    pace.add_argument("--realtime", dest="realtime", action="store_true", default=True,
+                      help="pace the input at 1x like a microphone (the default)")
+    pace.add_argument("--fast", dest="realtime", action="store_false",
+                      help="as fast as possible, lossless: throughput, not live latency")
+    p.add_argument("--seconds", type=_seconds, default=None, metavar="S",
+                   help="audio per configuration: INPUT is repeated or cut to S seconds"
+                        " (default: INPUT once)")
+    p.add_argument("--load", type=_count, default=0, metavar="N",
+                   help="run N CPU-hog processes beside the loop (contention; default 0)")
+    p.add_argument("--budget-ms", type=_ms, default=200.0, metavar="MS",
+                   help="end-to-end p99 budget in milliseconds (default 200)")
+    p.add_argument("--report", metavar="DIR", default=None,
+                   help="write report.json, report.html and PNG plots into DIR")
+    p.add_argument("--no-plots", action="store_true",
+                   help="with --report: tables only, no PNGs (no matplotlib needed)")
+    p.add_argument("--timeline-seconds", type=_seconds, default=4.0, metavar="S",
+                   help="length of the report's timeline window (default 4)")
+    p.add_argument("--instruction", default=None, metavar="TEXT",
+                   help="instruction active from the first chunk")
+    p.add_argument("--providers", default=None, metavar="LIST",
+                   help="onnxruntime execution providers, e.g. tensorrt,cuda (Jetson / GPU)")
+    p.add_argument("--in-process", action="store_true",
+                   help="run every configuration in this process (faster; cold start and"
+                        " peak RSS then mix configurations)")
+    p.set_defaults(func=cmd_profile)
+    return p
+
+
+def _input_path(args: argparse.Namespace) -> str:
+    if args.input is not None:
+        return str(args.input)
+    from importlib import resources
+
+    res = resources.files("aim_edge").joinpath("data", "demo_scene.wav")
+    if not res.is_file():
+        from ..errors import AimEdgeError
+
+        raise AimEdgeError("no INPUT given and no demo scene is shipped; pass a WAV file")
+    return str(res)
+
+
+def _have_matplotlib() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from . import profile
+    from .report import PLOT_HINT, write_report
+
+    out = sys.stdout
+    path = _input_path(args)
+    if args.report and not args.no_plots:
+        if not _have_matplotlib():
+            print(f"aim-edge profile: plots need matplotlib: {PLOT_HINT}; report.json and"
+                  " report.html (tables only) will still be written", file=out)
+    providers = [p for p in args.providers.split(",") if p] if args.providers else None
+    mode = "real time" if args.realtime else "as fast as possible (--fast)"
+    print(f"aim-edge profile: {path}, {mode}"
+          + (f", {args.seconds:g} s per configuration" if args.seconds else "")
+          + (f", {args.load} CPU-hog process(es) beside it" if args.load else "")
+          + f", budget {args.budget_ms:g} ms at p99", file=out, flush=True)
+    report = profile(path, model=args.model, backends=args.backends,
+                     precisions=args.precisions, threads=args.threads,
+                     realtime=args.realtime, seconds=args.seconds, load=args.load,
+                     budget_ms=args.budget_ms, instruction=args.instruction,
+                     providers=providers, in_process=args.in_process,
+                     progress=lambda s: print(f"  {s}", file=out, flush=True))
+    print_report(report, out)
+    if args.report:
+        files = write_report(report, args.report, plots=not args.no_plots,
+                             timeline_s=args.timeline_seconds)
+        print(f"report: {files['html']} and {files['json']}"
+              + (f", {len(files['png'])} PNG plots" if files["png"] else ""), file=out)
+        if files["plot_error"] and not args.no_plots:
+            print(f"  no plots: {files['plot_error']}", file=out)
+    result = report["verdict"]["result"]
+    if result == "NONE":
+        return 1
+    return EXIT_OVER_BUDGET if result == "FAIL" else 0
+
+
+def print_report(report: dict[str, Any], out: Any) -> None:
+    """The console view: sweep table, per-configuration facts, tail, verdict."""
+    from .report import tail_breakdown
+    from .sweep import format_table
+
+    b = report["bundle"]
+    print(f"\nbundle {b['name']}: algorithmic latency {b['algorithmic_latency_ms']:.0f} ms"
+          " (chunk + lookahead + window; not in the figures below)", file=out)
+    print("milliseconds per 160 ms chunk; e2e = last sample in the ring -> responses emitted",
+          file=out)
+    print(format_table(report["rows"]), file=out)
+    for r in report["rows"]:
+        if r["status"] != "measured":
+            continue
+        res = r["result"]
+        tail = tail_breakdown(res)
+        st = res["stages_ms"]
+        print(f"\n{r['backend']} {r['precision']} x{r['threads']}: {res['chunks']} chunks,"
+              f" {res['audio_s']:.1f} s audio in {res['wall_s']:.1f} s", file=out)
+        print("  per stage p50/p99 ms: " + ", ".join(
+            f"{k} {st[k]['p50']:.2f}/{st[k]['p99']:.2f}" for k in
+            ("features", "queue", "model", "decision", "respond") if st[k]["n"]), file=out)
+        cpu = res["cpu_s"]
+        print("  CPU s per thread: " + ", ".join(
+            f"{k} {v:.3f}" for k, v in cpu["loop_threads"].items())
+            + "".join(f", {o['name']} {o['cpu_s']:.2f}" for o in cpu["other_threads"]
+                      if o["cpu_s"] > 0)
+            + f"; process {cpu['process_run']:.2f} (RTF {res['rtf']['cpu']})", file=out)
+        cs = res["cold_start"]
+        print(f"  cold start: import {cs['import_ms']} ms, load {cs['load_ms']} ms, first"
+              f" chunk {cs['first_chunk_ms']} ms; peak RSS {res['peak_rss_mb']} MB;"
+              f" dropped {res['dropped_samples']} samples", file=out)
+        if tail["dominant"]:
+            print(f"  tail: slowest {tail['chunks']} chunk(s) (>= {tail['threshold_ms']} ms)"
+                  f" spend most in {tail['dominant']} ({tail['mean_ms'][tail['dominant']]}"
+                  " ms mean)", file=out)
+    load = report["load"]
+    if load["processes"]:
+        print(f"\nload: {load['processes']} CPU-hog process(es) got {load['cpu_s']} CPU s",
+              file=out)
+    v = report["verdict"]
+    print(f"\nverdict: {v['result']} (p99 budget {v['budget_ms']:g} ms)", file=out)
+    for reason in v["reasons"]:
+        print(f"  {reason}", file=out)

@@ -1,0 +1,226 @@
+"""Sweeps over backends x precisions x threads, one fresh process per configuration, and the
+verdict against the latency budget.
+
+Every requested combination gets a row. A backend that is not installed, or a precision the
+bundle's manifest does not list for that backend's format, is a row with ``status`` ``unavailable``
+or ``absent`` and a message that says what is missing and how to get it; it is never dropped
+silently. Measured rows have ``status`` ``measured`` and the result of
+:func:`~aim_edge.profile.measure.measure`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import AimEdgeError, ConfigError
+from .measure import CpuLoad, RunSpec
+
+__all__ = ["INSTALL_HINTS", "PRECISION_ORDER", "format_table", "plan", "run_sweep", "verdict"]
+
+PRECISION_ORDER = ("fp32", "fp16", "int8-dynamic", "int8-static")
+INSTALL_HINTS = {"onnxruntime": "pip install onnxruntime",
+                 "litert": "pip install 'aim-edge[tflite]'",
+                 "tflite-runtime": "pip install tflite-runtime (legacy: Python <= 3.11,"
+                                   " numpy < 2)"}
+
+
+def _precision_key(p: str) -> tuple[int, str]:
+    return (PRECISION_ORDER.index(p) if p in PRECISION_ORDER else len(PRECISION_ORDER), p)
+
+
+def plan(model: str | Path | None, backends: Sequence[str], precisions: Sequence[str] | None,
+         threads: Sequence[int]) -> tuple[Any, list[dict[str, Any]]]:
+    """The sweep's rows before anything runs: ``(bundle, rows)``.
+
+    ``precisions`` None = every precision the manifest lists for each backend's format.
+    """
+    from ..backends import BACKENDS, available_backends, canonical_name
+    from ..bundle import load_bundle
+    from ..bundles import default_bundle_path
+
+    path = model if model is not None else default_bundle_path()
+    if path is None:
+        raise AimEdgeError("no model bundle given and none is shipped; pass --model PATH")
+    bundle = load_bundle(path)
+    installed = available_backends()
+    rows: list[dict[str, Any]] = []
+    seen = set()
+    for name in backends:
+        backend = canonical_name(name)
+        if backend in seen:
+            continue
+        seen.add(backend)
+        fmt = BACKENDS[backend][0]
+        listed = sorted({a.precision for a in bundle.artifacts
+                         if a.role == "step" and a.format == fmt}, key=_precision_key)
+        wanted = list(precisions) if precisions else (listed or [None])
+        for precision in wanted:
+            for n in threads:
+                row: dict[str, Any] = {"backend": backend, "precision": precision,
+                                       "threads": n, "format": fmt}
+                if installed.get(backend) is None:
+                    row.update(status="unavailable",
+                               message=f"{backend} is not installed: "
+                                       f"{INSTALL_HINTS.get(backend, f'pip install {backend}')}")
+                elif not listed:
+                    have = sorted({(a.format, a.precision) for a in bundle.artifacts
+                                   if a.role == "step"})
+                    row.update(status="absent",
+                               message=f"bundle {bundle.name!r} has no {fmt} artifact for"
+                                       f" {backend}; it lists {have}")
+                elif precision not in listed:
+                    row.update(status="absent",
+                               message=f"bundle {bundle.name!r} lists no {fmt} {precision}"
+                                       f" artifact; {fmt} precisions it lists:"
+                                       f" {', '.join(listed)}")
+                else:
+                    row.update(status="planned", message="")
+                rows.append(row)
+    return bundle, rows
+
+
+def _run_worker(spec: RunSpec, timeout_s: float | None) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="aim-edge-profile-") as tmp:
+        out = Path(tmp) / "result.json"
+        env = dict(os.environ)
+        root = str(Path(__file__).resolve().parents[2])  # a checkout that is not installed
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"]
+                                    if env.get("PYTHONPATH") else "")
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "aim_edge.profile.worker", json.dumps(spec.to_dict()),
+                 str(out)], capture_output=True, text=True, env=env, timeout=timeout_s)
+        except subprocess.TimeoutExpired as exc:
+            raise AimEdgeError(f"profiling {spec.backend}/{spec.precision}/{spec.threads}"
+                               f" threads did not finish within {timeout_s:.0f} s") from exc
+        if proc.returncode != 0 or not out.is_file():
+            tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+            raise AimEdgeError(f"the profile worker failed (exit {proc.returncode}):\n{tail}")
+        return json.loads(out.read_text())
+
+
+def run_sweep(spec: RunSpec, rows: list[dict[str, Any]], *, load: int = 0,
+              in_process: bool = False,
+              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Measure every ``planned`` row (in a fresh process each unless ``in_process``), with
+    ``load`` CPU-hog processes running throughout. Fills the rows in place; returns the load
+    figures."""
+    todo = [r for r in rows if r["status"] == "planned"]
+    audio = spec.seconds
+    budget = None
+    if audio is not None and spec.realtime:
+        budget = 120.0 + 3.0 * audio  # real time plus load and import, generously
+    with CpuLoad(load) as hogs:
+        for i, row in enumerate(todo, 1):
+            s = RunSpec.from_dict({**spec.to_dict(), "backend": row["backend"],
+                                   "precision": row["precision"], "threads": row["threads"]})
+            if progress:
+                progress(f"[{i}/{len(todo)}] {row['backend']} {row['precision']}"
+                         f" x{row['threads']} thread(s)")
+            if in_process:
+                from .measure import measure
+
+                try:
+                    res = measure(s)
+                except AimEdgeError as exc:
+                    res = {"error": str(exc), "kind": type(exc).__name__}
+            else:
+                res = _run_worker(s, budget)
+            if "error" in res:
+                row.update(status="failed", message=f"{res['kind']}: {res['error']}")
+            else:
+                row.update(status="measured", result=res)
+    return {"processes": load, "pids": hogs.pids, "cpu_s": hogs.cpu_s}
+
+
+def verdict(rows: list[dict[str, Any]], budget_ms: float) -> dict[str, Any]:
+    """PASS when every measured row's end-to-end p99 is within ``budget_ms`` and (with real-time
+    pacing) no sample was dropped. With ``--fast`` the per-chunk service time (end to end minus
+    the wait in the decide queue) is judged instead, since the file reader queues chunks.
+    """
+    measured = [r for r in rows if r["status"] == "measured"]
+    reasons = []
+    for r in measured:
+        res = r["result"]
+        key = "end_to_end" if res["realtime"] else "service"
+        p99 = (res["stages_ms"]["end_to_end"] if res["realtime"] else res["service_ms"])["p99"]
+        r["judged"] = key
+        r["p99_ms"] = p99
+        ok = p99 is not None and p99 <= budget_ms
+        why = []
+        if not ok:
+            why.append(f"{key} p99 {p99} ms > budget {budget_ms:g} ms")
+        if res["realtime"] and res["dropped_samples"]:
+            why.append(f"{res['dropped_samples']} samples dropped")
+        r["pass"] = not why
+        if why:
+            reasons.append(f"{_label(r)}: " + "; ".join(why))
+    if not measured:
+        return {"result": "NONE", "budget_ms": budget_ms, "reasons":
+                ["no configuration could be measured"] + [f"{_label(r)}: {r['message']}"
+                                                          for r in rows]}
+    return {"result": "FAIL" if reasons else "PASS", "budget_ms": budget_ms,
+            "reasons": reasons}
+
+
+def _label(r: dict[str, Any]) -> str:
+    return f"{r['backend']}/{r['precision']}/x{r['threads']}"
+
+
+def _f(v: Any, nd: int = 2) -> str:
+    return "-" if v is None else f"{v:.{nd}f}"
+
+
+TABLE_COLUMNS = ("backend", "precision", "thr", "e2e p50", "p95", "p99", "max", "model p50",
+                 "p99", "algo", "RTF cpu", "CPU s", "RSS MB", "load ms", "1st ms", "drops",
+                 "verdict")
+
+
+def table_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
+    """The sweep table as strings (one list per row, :data:`TABLE_COLUMNS`)."""
+    out = []
+    for r in rows:
+        head = [r["backend"], str(r["precision"]), str(r["threads"])]
+        if r["status"] != "measured":
+            out.append(head + [f"{r['status']}: {r['message']}"])
+            continue
+        res = r["result"]
+        e2e, model = res["stages_ms"]["end_to_end"], res["stages_ms"]["model"]
+        cpu = res["cpu_s"]["process_run"]
+        out.append(head + [
+            _f(e2e["p50"]), _f(e2e["p95"]), _f(e2e["p99"]), _f(e2e["max"]), _f(model["p50"]),
+            _f(model["p99"]), f"{res['algorithmic_latency_ms']:.0f}", _f(res["rtf"]["cpu"], 4),
+            _f(cpu), _f(res["peak_rss_mb"], 0), _f(res["cold_start"]["load_ms"], 0),
+            _f(res["cold_start"]["first_chunk_ms"]), str(res["dropped_samples"]),
+            "pass" if r.get("pass") else ("FAIL" if "pass" in r else "-")])
+    return out
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """The sweep table as monospaced text (milliseconds unless said otherwise)."""
+    body = table_rows(rows)
+    full = [b for b in body if len(b) == len(TABLE_COLUMNS)]
+    widths = [max([len(c)] + [len(b[i]) for b in full]) for i, c in enumerate(TABLE_COLUMNS)]
+    lines = ["  ".join(c.rjust(w) if i > 2 else c.ljust(w)
+                       for i, (c, w) in enumerate(zip(TABLE_COLUMNS, widths, strict=True)))]
+    for b in body:
+        if len(b) == len(TABLE_COLUMNS):
+            lines.append("  ".join(c.rjust(w) if i > 2 else c.ljust(w)
+                                   for i, (c, w) in enumerate(zip(b, widths, strict=True))))
+        else:
+            lines.append("  ".join(c.ljust(w) for c, w in zip(b[:3], widths, strict=False))
+                         + "  " + b[3])
+    return "\n".join(lines)
+
+
+def check_choices(values: Sequence[str], allowed: Sequence[str], what: str) -> None:
+    bad = [v for v in values if v not in allowed]
+    if bad:
+        raise ConfigError(f"{what} {bad} unknown; choose from {', '.join(allowed)}")

@@ -1,0 +1,234 @@
+"""`aim-edge profile`: figures from the real loop, sweeps, verdict and exit codes, reports.
+
+Runs the shipped default bundle (INT8 ONNX) on the shipped demo scene, a few seconds at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+
+from aim_edge import cli
+from aim_edge.audio import write_wav
+from aim_edge.backends import available_backends
+from aim_edge.profile import RunSpec, measure, profile
+from aim_edge.profile.measure import STAGES, CpuLoad, LoopedWavSource, thread_cpu
+from aim_edge.profile.report import SCHEMA, SCHEMA_VERSION, tail_breakdown, write_report
+from aim_edge.profile.sweep import verdict
+
+DEMO = str(resources.files("aim_edge").joinpath("data", "demo_scene.wav"))
+
+
+@pytest.fixture(scope="module")
+def fast_result():
+    """3 s of the demo scene as fast as possible, in this process."""
+    return measure(RunSpec(input=DEMO, seconds=3.0, realtime=False))
+
+
+def test_measure_figures_are_consistent(fast_result):
+    r = fast_result
+    # 3 s of audio = 300 fbank frames (+ the flushed tail) in 16-frame chunks
+    assert r["chunks"] == math.ceil(3.0 / 0.16) and r["audio_s"] == pytest.approx(3.0)
+    assert r["algorithmic_latency_ms"] == pytest.approx(175.0)
+    assert r["artifact"] == {"file": "model.int8.onnx", "format": "onnx",
+                             "precision": "int8-dynamic", "size_mb": 4.922}
+    pc = r["per_chunk"]
+    n = len(pc["end_to_end"])
+    assert n == r["chunks"] and all(len(pc[s]) == n for s in STAGES)
+    # each chunk's end to end is the sum of its stages (capture -> ring is not part of it)
+    parts = sum(np.asarray(pc[s]) for s in STAGES[1:-1])
+    np.testing.assert_allclose(parts, pc["end_to_end"], atol=0.01)
+    st = r["stages_ms"]
+    for s in STAGES:
+        p = st[s]
+        assert p["n"] == n and p["p50"] <= p["p95"] <= p["p99"] <= p["max"]
+    assert st["capture_to_ring"]["max"] == 0.0  # a file source stamps no capture time
+    assert 0.3 < st["model"]["p50"] < 100.0  # a real 4 M-parameter step, not a stub
+    assert st["end_to_end"]["max"] >= st["model"]["max"]
+    assert r["dropped_samples"] == 0  # lossless in --fast mode
+    # chunks tile the audio without gaps
+    assert pc["start_s"][0] == 0.0 and pc["end_s"][-1] == pytest.approx(3.0, abs=0.02)
+    # cold start and resources
+    cs = r["cold_start"]
+    assert cs["load_ms"] > 1.0 and cs["first_chunk_ms"] > 0 and cs["import_ms"] is None
+    assert 20.0 < r["peak_rss_mb"] < 4000.0
+    cpu = r["cpu_s"]
+    assert set(cpu["loop_threads"]) == {"source", "perceive", "decide", "respond"}
+    assert cpu["loop_threads"]["decide"] > 0 and cpu["process_run"] > 0
+    assert r["rtf"]["model"] == pytest.approx(sum(pc["model"]) / 1e3 / r["audio_s"], rel=1e-3)
+    assert any("--fast" in note for note in r["notes"])
+
+
+def test_tail_breakdown_names_the_stage_of_the_slowest_chunks(fast_result):
+    tail = tail_breakdown(fast_result)
+    e2e = np.asarray(fast_result["per_chunk"]["end_to_end"])
+    assert tail["chunks"] == 1 and tail["threshold_ms"] == pytest.approx(e2e.max(), abs=1e-3)
+    worst = int(np.argmax(e2e))
+    stage_of_worst = max(tail["mean_ms"], key=lambda s: fast_result["per_chunk"][s][worst])
+    assert tail["dominant"] == stage_of_worst
+
+
+def test_looped_source_repeats_and_cuts(tmp_path):
+    wav = write_wav(tmp_path / "short.wav", 16000, np.full(8000, 0.1, np.float32))
+    src = LoopedWavSource(wav, seconds=1.3)
+    got = sum(len(b) for _, b in src.blocks())
+    assert got == 20800 and src.repeats == 2
+    once = LoopedWavSource(wav)
+    assert sum(len(b) for _, b in once.blocks()) == 8000
+
+
+def test_thread_cpu_sees_this_thread():
+    tasks = thread_cpu()
+    assert os.getpid() in tasks  # the main thread's tid is the pid
+    name, seconds = tasks[os.getpid()]
+    assert name and seconds >= 0
+
+
+def test_cpu_load_runs_and_is_killed():
+    with CpuLoad(1) as load:
+        pid = load.pids[0]
+        import time
+
+        time.sleep(0.6)
+    assert load.cpu_s[0] is not None and load.cpu_s[0] > 0.1
+    assert load.procs[0].returncode is not None  # reaped
+    assert not Path(f"/proc/{pid}").exists() or \
+        Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] == "Z"
+
+
+def test_verdict_fails_on_budget_and_on_drops(fast_result):
+    row = {"backend": "onnxruntime", "precision": "int8-dynamic", "threads": 1,
+           "status": "measured", "result": fast_result}
+    service_p99 = fast_result["service_ms"]["p99"]
+    assert verdict([dict(row)], service_p99 + 1.0)["result"] == "PASS"
+    v = verdict([dict(row)], service_p99 / 2)
+    assert v["result"] == "FAIL" and "service p99" in v["reasons"][0]
+    live = dict(fast_result, realtime=True, dropped_samples=320)
+    v = verdict([dict(row, result=live)], 1e5)
+    assert v["result"] == "FAIL" and "320 samples dropped" in v["reasons"][0]
+    absent = {"backend": "litert", "precision": None, "threads": 1, "status": "unavailable",
+              "message": "litert is not installed"}
+    assert verdict([absent], 200.0)["result"] == "NONE"
+
+
+def test_sweep_names_absent_precisions_and_missing_backends(tmp_path):
+    report = profile(DEMO, backends=["onnxruntime", "litert"],
+                     precisions=["int8-dynamic", "fp32"], threads=[1], realtime=False,
+                     seconds=1.0, in_process=True)
+    rows = {(r["backend"], r["precision"]): r for r in report["rows"]}
+    assert rows[("onnxruntime", "int8-dynamic")]["status"] == "measured"
+    fp32 = rows[("onnxruntime", "fp32")]
+    assert fp32["status"] == "absent" and "lists no onnx fp32" in fp32["message"]
+    assert "int8-dynamic" in fp32["message"]
+    lite = rows[("litert", "int8-dynamic")]
+    if available_backends()["litert"] is None:
+        assert lite["status"] == "unavailable" and "aim-edge[tflite]" in lite["message"]
+    else:
+        assert lite["status"] == "absent" and "no tflite artifact" in lite["message"]
+    assert report["verdict"]["result"] == "PASS"  # absent rows do not fail the verdict
+    assert report["schema"] == SCHEMA and report["schema_version"] == SCHEMA_VERSION
+
+
+def test_cli_realtime_sweep_report_renders_in_chromium(tmp_path, capsys):
+    """Two fresh worker processes (1 and 2 threads), real-time pacing, report with plots, and
+    the HTML rendered by headless Chromium with every plot decoded."""
+    pytest.importorskip("matplotlib", reason="plots need matplotlib: pip install"
+                        " 'aim-edge[plot]'")
+    out = tmp_path / "prof"
+    rc = cli.main(["profile", DEMO, "--seconds", "1.5", "--threads", "1", "2",
+                   "--report", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    assert "verdict: PASS" in text and "e2e p50" in text
+    report = json.loads((out / "report.json").read_text())
+    assert report["schema"] == "aim-edge-profile" and report["schema_version"] == 1
+    rows = report["rows"]
+    assert [(r["threads"], r["status"]) for r in rows] == [(1, "measured"), (2, "measured")]
+    for r in rows:
+        res = r["result"]
+        assert res["realtime"] and res["dropped_samples"] == 0
+        assert res["cold_start"]["import_ms"] > 0  # a fresh process each
+        assert 1.4 < res["wall_s"] < 6.0  # paced: about the audio length
+        assert r["pass"] and r["tail"]["dominant"] in res["stages_ms"]
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert len(pngs) == 5 and "sweep.png" in pngs
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("headless Chromium is missing: scripts/install-system-deps.sh test"
+                    " installs the Debian package `chromium`")
+    args = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dbus",
+            f"--user-data-dir={tmp_path / 'chrome'}"]
+    url = (out / "report.html").resolve().as_uri()
+    dom = subprocess.run(args + ["--dump-dom", url], capture_output=True, text=True,
+                         timeout=120).stdout
+    assert 'data-plots="5"' in dom and 'data-plots-broken="0"' in dom, dom[:500]
+    widths = [int(w) for w in __import__("re").findall(r'data-natural-width="(\d+)"', dom)]
+    assert len(widths) == 5 and min(widths) >= 800  # decoded at their real pixel size
+    shot = tmp_path / "shot.png"
+    subprocess.run(args + ["--window-size=1200,2000", f"--screenshot={shot}", url],
+                   capture_output=True, timeout=120)
+    import matplotlib.image
+
+    img = matplotlib.image.imread(shot)
+    assert img.shape[0] == 2000 and img.shape[1] == 1200
+    # not blank: the page holds plots with many distinct colours
+    colours = np.unique((img[..., :3] * 255).astype(np.uint8).reshape(-1, 3), axis=0)
+    assert len(colours) > 50
+
+
+def test_cli_exit_3_when_p99_misses_the_budget(tmp_path, capsys):
+    rc = cli.main(["profile", DEMO, "--seconds", "1", "--fast", "--budget-ms", "0.001",
+                   "--in-process"])
+    text = capsys.readouterr().out
+    assert rc == 3
+    assert "verdict: FAIL" in text and "p99" in text and "> budget 0.001 ms" in text
+
+
+def test_report_without_matplotlib_says_what_to_install(fast_result, tmp_path, capsys):
+    report = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "created": "now",
+              "environment": {}, "run": {"input": DEMO, "audio_s": 3.0, "realtime": False},
+              "bundle": {"name": "default", "path": "-", "algorithmic_latency_ms": 175.0,
+                         "chunk_ms": 160.0},
+              "load": {"processes": 0, "pids": [], "cpu_s": []}, "budget_ms": 200.0,
+              "rows": [{"backend": "onnxruntime", "precision": "int8-dynamic", "threads": 1,
+                        "status": "measured", "result": fast_result}]}
+    report["verdict"] = verdict(report["rows"], 200.0)
+    with mock.patch.dict(sys.modules, {"matplotlib": None}):
+        files = write_report(report, tmp_path / "r")
+    assert files["png"] == [] and "aim-edge[plot]" in files["plot_error"]
+    page = files["html"].read_text()
+    assert "aim-edge[plot]" in page and "<img" not in page and "e2e p50" in page
+    assert json.loads(files["json"].read_text())["plots"]["error"] == files["plot_error"]
+    # the command says it up front, and again where the plots would be
+    with mock.patch.dict(sys.modules, {"matplotlib": None}), \
+            mock.patch("aim_edge.profile.cli._have_matplotlib", return_value=False):
+        rc = cli.main(["profile", DEMO, "--seconds", "1", "--fast", "--in-process",
+                       "--report", str(tmp_path / "cli")])
+    text = capsys.readouterr().out
+    assert rc == 0 and text.count("aim-edge[plot]") == 2
+    assert (tmp_path / "cli" / "report.html").is_file()
+    assert not list((tmp_path / "cli").glob("*.png"))
+
+
+def test_cli_bad_input_is_a_clear_error(tmp_path, capsys):
+    rc = cli.main(["profile", str(tmp_path / "nope.wav"), "--in-process"])
+    assert rc == 1 and "nope.wav" in capsys.readouterr().err
+    empty = write_wav(tmp_path / "empty.wav", 16000, np.zeros(0, np.float32))
+    rc = cli.main(["profile", str(empty), "--in-process"])
+    assert rc == 1 and "holds no audio samples" in capsys.readouterr().err
+    for bad in (["--seconds", "0"], ["--budget-ms", "-5"], ["--threads", "0"],
+                ["--load", "-1"], ["--precisions", "int4"]):
+        with pytest.raises(SystemExit) as exc:
+            cli.main(["profile", DEMO, *bad])
+        assert exc.value.code == 2
+        assert bad[1] in capsys.readouterr().err
