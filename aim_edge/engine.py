@@ -58,6 +58,9 @@ __all__ = ["Engine", "Result", "SecondPass", "Stream"]
 
 _now = time.perf_counter_ns
 
+#: Where second-pass utterances come from (see ``Engine.from_bundle(endpoints=...)``).
+ENDPOINTS = ("student", "silero")
+
 
 #: Seconds of audio handed to the second pass before the first and after the last CTC frame of
 #: an utterance (the streaming CTC fires late on onsets and early on offsets).
@@ -146,7 +149,8 @@ class Engine:
                  encoder: InstructionEncoder | None = None, policy: PolicyConfig | None = None,
                  second_pass: SecondPass | None = None,
                  answerer: Any = None,
-                 ring: RingConfig | None = None) -> None:
+                 ring: RingConfig | None = None, endpoints: str = "student",
+                 vad_options: Mapping[str, Any] | None = None) -> None:
         self.bundle = bundle
         self.backend = backend
         self.encoder = encoder if encoder is not None else encoder_for_bundle(bundle)
@@ -156,6 +160,17 @@ class Engine:
         self.policy_config = policy or PolicyConfig()
         self.policy_config.validate()
         self.second_pass = second_pass
+        if endpoints not in ENDPOINTS:
+            raise ConfigError(f"endpoints = {endpoints!r}: expected one of {ENDPOINTS}")
+        if endpoints == "silero" and second_pass is None:
+            raise ConfigError("endpoints = 'silero' only decides when the second pass runs; "
+                              "give a second_pass (aim-edge run --asr DIR) or use 'student'")
+        self.endpoints = endpoints
+        self.vad_options = dict(vad_options or {})
+        if endpoints == "silero":
+            from .vad import silero_model_path
+
+            silero_model_path()  # a missing package is named now, not on the first chunk
         self.answerer = answerer if answerer is not None else StateAnswerer()
         self.ring_config = ring or RingConfig()
         self.ring_config.validate()
@@ -177,7 +192,9 @@ class Engine:
                     encoder: InstructionEncoder | None = None,
                     second_pass: SecondPass | None = None,
                     answerer: Any = None,
-                    ring: RingConfig | None = None, verify_hashes: bool = True) -> Engine:
+                    ring: RingConfig | None = None, verify_hashes: bool = True,
+                    endpoints: str = "student",
+                    vad_options: Mapping[str, Any] | None = None) -> Engine:
         """Load a bundle and open its step artifact on a backend.
 
         Parameters
@@ -201,6 +218,13 @@ class Engine:
             built-in :class:`~aim_edge.answer.StateAnswerer` (the last sound, the last caption,
             recent alerts, the time; it says so when a question is outside that).
         ring : ring buffer size per stream.
+        endpoints : where the second pass's utterances come from: ``"student"`` (the
+            streaming model's CTC endpoint) or ``"silero"`` (silero-vad on the audio,
+            :mod:`aim_edge.vad`; ``pip install --no-deps silero-vad==6.2.3``). With
+            ``"silero"`` the student's captions stay partial and every final caption is a
+            second-pass transcript of one VAD utterance (``"endpoint": "silero"``).
+        vad_options : :class:`~aim_edge.vad.VadEndpointer` options (threshold, min_silence_s,
+            ...).
         """
         if isinstance(model, Bundle):
             bundle = model
@@ -231,7 +255,7 @@ class Engine:
         else:
             be = backend
         return cls(bundle, be, encoder=encoder, policy=policy, second_pass=second_pass,
-                   answerer=answerer, ring=ring)
+                   answerer=answerer, ring=ring, endpoints=endpoints, vad_options=vad_options)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -422,6 +446,13 @@ class Stream:
         self.policy = self.engine.new_policy()
         self._history: collections.deque[tuple[int, np.ndarray]] = collections.deque()
         self._history_len = 0
+        self._vad: Any = None
+        if self.engine.endpoints == "silero":
+            from .vad import VadEndpointer
+
+            self._vad = VadEndpointer(**self.engine.vad_options)
+        self._vad_next = 0  # absolute sample the VAD expects next
+        self._vad_segments: collections.deque[Any] = collections.deque()
         self._last_info: ChunkInfo | None = None
         self._outputs: list[dict[str, np.ndarray]] = []
         self._events: collections.deque[dict[str, Any]] = collections.deque(
@@ -597,6 +628,11 @@ class Stream:
             self.fbank.accept_waveform(block)
             if self.engine.second_pass is not None:
                 self._remember(abs_start, block)
+            if self._vad is not None:
+                if abs_start != self._vad_next:  # audio was dropped at the ring
+                    self._vad_segments.extend(self._vad.skip_to(abs_start / self.sample_rate))
+                self._vad_segments.extend(self._vad.accept(block))
+                self._vad_next = abs_start + block.size
             self._fb_samples += block.size
         if finished and len(self.ring) == 0:
             self.fbank.input_finished()
@@ -701,6 +737,7 @@ class Stream:
             self._outputs.append({k: np.array(out[k][0], copy=True) for k in OUTPUT_HEADS})
         evs, requests = self.policy.step(out, work.info)
         events.extend(self._route_finals(evs))
+        self._route_vad(work.info.end_s)
         for text in requests:
             self.set_instruction(text, source="spoken", wait=False)
         events.extend(self._collect_finals(block=False))
@@ -721,6 +758,9 @@ class Stream:
         events.extend(self._apply_instructions(t))
         evs, requests = self.policy.flush(t, info)
         events.extend(self._route_finals(evs))
+        if self._vad is not None:
+            self._vad_segments.extend(self._vad.finish())
+        self._route_vad(None)
         if requests:
             for text in requests:
                 self.set_instruction(text, source="spoken", wait=True)
@@ -734,6 +774,8 @@ class Stream:
             return list(events)
         out = []
         for ev in events:
+            if ev["type"] == "caption" and ev["final"] and self._vad is not None:
+                continue  # silero endpoints: the VAD's utterances make the final captions
             if ev["type"] == "caption" and ev["final"]:
                 # CTC marks only the first and last emitted character: give Whisper the
                 # word onsets and offsets around them too
@@ -744,6 +786,21 @@ class Stream:
             else:
                 out.append(ev)
         return out
+
+    def _route_vad(self, until_s: float | None) -> None:
+        """Hand every VAD utterance decided by ``until_s`` (None: all) to the second pass."""
+        sp = self.engine.second_pass
+        while self._vad_segments and (until_s is None
+                                      or self._vad_segments[0].decided_s <= until_s + 1e-9):
+            seg = self._vad_segments.popleft()
+            audio = self._audio_between(seg.start_s, seg.end_s)
+            if audio.size == 0 or sp is None:
+                continue
+            t = seg.decided_s if until_s is None else until_s
+            ev = {"type": "caption", "t": t, "final": True, "text": self.policy.partial_text,
+                  "start_s": float(seg.start_s), "end_s": float(seg.end_s),
+                  "endpoint": "silero"}
+            self._pending_finals.append((self.engine.submit(sp.transcribe, audio), ev, _now()))
 
     def _collect_finals(self, *, block: bool) -> list[dict[str, Any]]:
         out = []
