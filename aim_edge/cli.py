@@ -85,7 +85,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         input=str(scene), model=None, backend="onnxruntime", precision=None, threads=1,
         providers=None, instruction=instruction, realtime=args.realtime, jsonl=None,
         quiet=False, speak=False, color=None, stats_every=0.0,
-        asr=getattr(args, "asr", None), no_second_pass=False)
+        asr=getattr(args, "asr", None), no_second_pass=False,
+        endpoints=getattr(args, "endpoints", "student"))
     code = _cmd_run(ns)
     if labels:
         print("what the scene really holds (its labels), to compare with the alerts above:")
@@ -283,9 +284,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     source = WavSource(args.input)  # checks the file before the model loads
     second_pass = _second_pass(args)
+    endpoints = getattr(args, "endpoints", "student")
+    if second_pass is None and endpoints == "silero":
+        endpoints = "student"  # no second pass (none in the bundle, or --no-second-pass)
     engine = Engine.from_bundle(args.model, backend=args.backend, precision=args.precision,
                                 threads=args.threads, providers=args.providers,
-                                second_pass=second_pass)
+                                second_pass=second_pass, endpoints=endpoints)
     with engine:
         to_stdout = args.jsonl == "-"
         info_out = sys.stderr if to_stdout else sys.stdout
@@ -393,6 +397,10 @@ def build_parser() -> argparse.ArgumentParser:
                      "captions are re-decoded by it (default: the bundle's asr/ if it has one)")
     run.add_argument("--no-second-pass", action="store_true",
                      help="keep the streaming model's own final captions")
+    run.add_argument("--endpoints", choices=["student", "silero"], default="student",
+                     help="where second-pass utterances end: the streaming model's CTC"
+                     " endpoint (default) or silero-vad on the audio (pip install --no-deps"
+                     " silero-vad==6.2.3); only used with a second pass")
     run.set_defaults(func=_cmd_run)
 
     info = sub.add_parser(
