@@ -28,6 +28,8 @@ examples:
   aim-edge run kitchen.wav --realtime --instruction "tell me if the kettle whistles"
   aim-edge run kitchen.wav --jsonl events.jsonl --quiet
   aim-edge info --model bundles/small         what a bundle contains and what can run it
+  aim-edge devices                            microphones and other input devices
+  aim-edge listen --device USB                live captions and alerts from a microphone
   aim-edge profile scene.wav --report prof    latency per stage against the 200 ms budget
 
 Report problems with the output of `aim-edge info`.
@@ -419,6 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .profile.cli import add_parser as add_profile_parser  # issue 7: its own module
 
     add_profile_parser(sub)
+    from .capture.commands import add_commands as add_capture_commands  # issue 6: listen, devices
+
+    add_capture_commands(sub)
     return parser
 
 
