@@ -8,7 +8,7 @@ from unittest import mock
 import numpy as np
 import pytest
 from runtime_helpers import ScriptedBackend, spell
-from whisper_helpers import real_clips
+from whisper_helpers import real_clips, whisper_export  # noqa: F401
 
 from aim_edge.bundle import load_bundle
 from aim_edge.engine import Engine
@@ -123,3 +123,31 @@ def test_engine_silero_endpoints_make_one_final_per_utterance(runtime_fake_bundl
         assert abs(n - (c["end_s"] - c["start_s"])) < 0.05
     # the student's own final ("abc") never became a caption in this mode
     assert not any(c["text"] == "abc" for c in finals)
+
+
+def test_run_with_silero_endpoints_captions_real_speech(speech_stream, whisper_export,  # noqa: F811
+                                                        tmp_path):
+    _require_silero()
+    import json
+    import wave
+
+    from aim_edge import bundles, cli
+
+    if bundles.default_bundle_path() is None:
+        pytest.skip("no default bundle shipped in aim_edge/models/default")
+    x, spans, clips = speech_stream
+    wav = tmp_path / "speech.wav"
+    with wave.open(str(wav), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes())
+    out = tmp_path / "events.jsonl"
+    assert cli.main(["run", str(wav), "--asr", str(whisper_export), "--endpoints", "silero",
+                     "--jsonl", str(out), "--quiet"]) == 0
+    finals = [e for e in map(json.loads, out.read_text().splitlines())
+              if e["type"] == "caption" and e["final"]]
+    assert [e["endpoint"] for e in finals] == ["silero"] * len(clips)
+    from export.whisper.speech import wer
+
+    assert wer([c.text for c in clips], [e["text"] for e in finals]) <= 0.2
