@@ -9,9 +9,11 @@
 set -euo pipefail
 
 group=${1:-build}
-build_pkgs=(g++ make python3-dev python3-venv python3-pip git)
+build_pkgs=(g++ make python3-dev python3-venv python3-pip git
+            libportaudio2)  # PortAudio: microphone capture (aim-edge listen, sounddevice)
 # TTS engines and free sound themes: the scene generator (export/data) and its tests
-test_pkgs=(espeak-ng sox flite festival festvox-kallpc16k festvox-us-slt-hts
+# jackd2: a virtual microphone (JACK dummy backend) for tests/test_mic_jack.py
+test_pkgs=(jackd2 espeak-ng sox flite festival festvox-kallpc16k festvox-us-slt-hts
            sound-theme-freedesktop oxygen-sounds yaru-theme-sound deepin-sound-theme
            sound-icons gnome-audio
            asterisk-core-sounds-en asterisk-core-sounds-en-g722  # real speech for Whisper tests
@@ -40,5 +42,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "installing Debian packages: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+if [[ " ${missing[*]} " == *" jackd2 "* ]]; then  # no realtime-limits question from jackd2
+  echo "jackd2 jackd/tweak_rt_limits boolean false" | $SUDO debconf-set-selections
+fi
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

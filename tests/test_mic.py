@@ -452,7 +452,8 @@ def test_a_wedged_close_does_not_hang(fake_sd, monkeypatch):
     with pytest.raises(DeviceError, match="left to the OS"):
         mic.run(CollectSink())
     assert time.monotonic() - t0 < 2
-    assert unregistered == [fake_sd._exit_handler]
+    # PortAudio is not terminated at exit (it would wait on the stream again)
+    assert unregistered and all(h is fake_sd._exit_handler for h in unregistered)
     assert any("did not close" in n for n in mic.notes)
 
 

@@ -482,6 +482,9 @@ class MicSource:
                 pipe.drain(sink.push, last=True)
             self._finish_notes(pipe, ok)
         if lost is not None:
+            # PortAudio's state is unknown now (a dead JACK server makes Pa_Terminate assert):
+            # leave it to the OS at exit instead of terminating it
+            atexit.unregister(sd._exit_handler)
             err = DeviceError(
                 f"{s.device.describe()} {lost} after {pipe.frames / s.sample_rate:.2f} s of"
                 " audio: it was unplugged, or its driver or audio server stopped. What was"
