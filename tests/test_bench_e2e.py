@@ -17,7 +17,10 @@ def test_bench_e2e_quick_compares_both_pipelines(tmp_path, capsys):
     report = json.loads(out.read_text())
     (sc,) = report["scenarios"]
     assert sc["seconds"] == 2.0 and sc["rounds"] == 1 and sc["load_processes"] == 0
-    assert sc["artifact"] == "model.int8.onnx"
+    from aim_edge.bundle import load_bundle
+    from aim_edge.bundles import default_bundle_path
+
+    assert sc["artifact"] == load_bundle(default_bundle_path()).artifact(format="onnx").file
     for key in ("aim_edge", "naive"):
         p = sc[key]
         assert p["audio_s"] == pytest.approx(2.0, abs=0.01)

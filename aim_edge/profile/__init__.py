@@ -31,11 +31,13 @@ def profile(input: str | Path, *, model: str | Path | None = None,
             threads: Sequence[int] = (1,), realtime: bool = True, seconds: float | None = None,
             load: int = 0, budget_ms: float = 200.0, instruction: str | None = None,
             providers: Sequence[str] | None = None, in_process: bool = False,
-            progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+            progress: Callable[[str], None] | None = None,
+            tick: Callable[[int, float], None] | None = None) -> dict[str, Any]:
     """Run a sweep and return the report dict (see :mod:`.report` for the files).
 
     ``precisions`` None = every precision the bundle lists per backend format. ``seconds``:
     audio per configuration (the input is repeated or cut; None = the input once).
+    ``progress(message)`` / ``tick(index, elapsed_s)``: see :func:`.sweep.run_sweep`.
     """
     from ..errors import ConfigError
     from .report import SCHEMA, SCHEMA_VERSION, environment
@@ -53,7 +55,8 @@ def profile(input: str | Path, *, model: str | Path | None = None,
     src = LoopedWavSource(spec.input, seconds)  # a bad file fails before anything runs
     audio_s = seconds if seconds is not None else src.info.seconds
     bundle, rows = plan(model, backends, precisions, threads)
-    load_info = run_sweep(spec, rows, load=load, in_process=in_process, progress=progress)
+    load_info = run_sweep(spec, rows, load=load, in_process=in_process, progress=progress,
+                          tick=tick)
     v = verdict(rows, float(budget_ms))
     return {
         "schema": SCHEMA, "schema_version": SCHEMA_VERSION,

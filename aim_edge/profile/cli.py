@@ -142,6 +142,47 @@ def _input_path(args: argparse.Namespace) -> str:
     return str(res)
 
 
+class _Progress:
+    """A tqdm bar over the audio seconds of each configuration (real-time runs take that
+    long) when tqdm is installed and stderr is a terminal; plain lines otherwise."""
+
+    def __init__(self, path: str, args: argparse.Namespace) -> None:
+        self.bar: Any = None
+        self.seconds = args.seconds
+        if self.seconds is None:
+            from ..audio import wav_info
+
+            try:
+                self.seconds = wav_info(path).seconds
+            except Exception:  # the profiler itself reports a bad file
+                self.seconds = None
+        self.enabled = bool(args.realtime and self.seconds and sys.stderr.isatty())
+        try:
+            import tqdm  # noqa: F401  - optional
+        except ImportError:
+            self.enabled = False
+
+    def message(self, text: str) -> None:
+        if self.enabled:
+            from tqdm import tqdm
+
+            self.close()
+            self.bar = tqdm(total=round(self.seconds, 1), desc=text, unit="s audio",
+                            leave=False, bar_format="{desc} {bar} {n:.0f}/{total:.0f} s")
+        else:
+            print(f"  {text}", flush=True)
+
+    def tick(self, index: int, elapsed: float) -> None:
+        if self.bar is not None:
+            self.bar.n = min(elapsed, self.bar.total)
+            self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
 def _have_matplotlib() -> bool:
     import importlib.util
 
@@ -164,12 +205,16 @@ def cmd_profile(args: argparse.Namespace) -> int:
           + (f", {args.seconds:g} s per configuration" if args.seconds else "")
           + (f", {args.load} CPU-hog process(es) beside it" if args.load else "")
           + f", budget {args.budget_ms:g} ms at p99", file=out, flush=True)
-    report = profile(path, model=args.model, backends=args.backends,
-                     precisions=args.precisions, threads=args.threads,
-                     realtime=args.realtime, seconds=args.seconds, load=args.load,
-                     budget_ms=args.budget_ms, instruction=args.instruction,
-                     providers=providers, in_process=args.in_process,
-                     progress=lambda s: print(f"  {s}", file=out, flush=True))
+    bar = _Progress(path, args)
+    try:
+        report = profile(path, model=args.model, backends=args.backends,
+                         precisions=args.precisions, threads=args.threads,
+                         realtime=args.realtime, seconds=args.seconds, load=args.load,
+                         budget_ms=args.budget_ms, instruction=args.instruction,
+                         providers=providers, in_process=args.in_process,
+                         progress=bar.message, tick=bar.tick)
+    finally:
+        bar.close()
     print_report(report, out)
     if args.report:
         files = write_report(report, args.report, plots=not args.no_plots,

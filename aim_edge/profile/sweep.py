@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -86,32 +87,54 @@ def plan(model: str | Path | None, backends: Sequence[str], precisions: Sequence
     return bundle, rows
 
 
-def _run_worker(spec: RunSpec, timeout_s: float | None) -> dict[str, Any]:
+def _run_worker(spec: RunSpec, timeout_s: float | None,
+                tick: Callable[[float], None] | None = None) -> dict[str, Any]:
+    """Run ``spec`` in a fresh process; ``tick(elapsed_s)`` is called about twice a second
+    while it runs (progress bars)."""
     with tempfile.TemporaryDirectory(prefix="aim-edge-profile-") as tmp:
         out = Path(tmp) / "result.json"
+        err_path = Path(tmp) / "stderr.txt"
         env = dict(os.environ)
         root = str(Path(__file__).resolve().parents[2])  # a checkout that is not installed
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"]
                                     if env.get("PYTHONPATH") else "")
-        try:
-            proc = subprocess.run(
+        t0 = time.monotonic()
+        with open(err_path, "w", encoding="utf-8") as err:
+            proc = subprocess.Popen(
                 [sys.executable, "-m", "aim_edge.profile.worker", json.dumps(spec.to_dict()),
-                 str(out)], capture_output=True, text=True, env=env, timeout=timeout_s)
-        except subprocess.TimeoutExpired as exc:
-            raise AimEdgeError(f"profiling {spec.backend}/{spec.precision}/{spec.threads}"
-                               f" threads did not finish within {timeout_s:.0f} s") from exc
+                 str(out)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                env=env)
+            try:
+                while True:
+                    try:
+                        proc.wait(timeout=0.5)
+                        break
+                    except subprocess.TimeoutExpired:
+                        elapsed = time.monotonic() - t0
+                        if timeout_s is not None and elapsed > timeout_s:
+                            raise AimEdgeError(
+                                f"profiling {spec.backend}/{spec.precision}/{spec.threads}"
+                                f" threads did not finish within {timeout_s:.0f} s") from None
+                        if tick is not None:
+                            tick(elapsed)
+            finally:
+                if proc.poll() is None:  # timeout or Ctrl-C: end the worker we started
+                    proc.kill()
+                    proc.wait()
         if proc.returncode != 0 or not out.is_file():
-            tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+            lines = err_path.read_text(errors="replace").strip().splitlines()
+            tail = "\n".join(lines[-15:])
             raise AimEdgeError(f"the profile worker failed (exit {proc.returncode}):\n{tail}")
         return json.loads(out.read_text())
 
 
 def run_sweep(spec: RunSpec, rows: list[dict[str, Any]], *, load: int = 0,
-              in_process: bool = False,
-              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+              in_process: bool = False, progress: Callable[[str], None] | None = None,
+              tick: Callable[[int, float], None] | None = None) -> dict[str, Any]:
     """Measure every ``planned`` row (in a fresh process each unless ``in_process``), with
     ``load`` CPU-hog processes running throughout. Fills the rows in place; returns the load
-    figures."""
+    figures. ``progress(message)`` announces each configuration; ``tick(index, elapsed_s)``
+    reports the running one's wall time (worker processes only)."""
     todo = [r for r in rows if r["status"] == "planned"]
     audio = spec.seconds
     budget = None
@@ -132,7 +155,8 @@ def run_sweep(spec: RunSpec, rows: list[dict[str, Any]], *, load: int = 0,
                 except AimEdgeError as exc:
                     res = {"error": str(exc), "kind": type(exc).__name__}
             else:
-                res = _run_worker(s, budget)
+                res = _run_worker(s, budget, None if tick is None else
+                                  (lambda e, i=i: tick(i, e)))
             if "error" in res:
                 row.update(status="failed", message=f"{res['kind']}: {res['error']}")
             else:
