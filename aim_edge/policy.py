@@ -29,8 +29,11 @@ Per event label ``e`` with calibrated threshold ``on_e`` (manifest ``thresholds.
   time. ``score`` = ``p_e`` at that chunk; ``start_s`` = start of the activation's first chunk.
 * **Keywords**: when the instruction watches keywords ("tell me if someone says dinner"), a
   keyword appearing as a whole word in the current caption fires an alert labelled
-  ``keyword:<word>`` (score 1.0, ``start_s`` = start of the utterance), once per utterance and
-  subject to the refractory time.
+  ``keyword:<word>`` (score 1.0, ``source`` ``keyword``, ``start_s`` = start of the
+  utterance), once per utterance and subject to the refractory time. The CTC keyword spotter
+  (:mod:`aim_edge.kws`) watches the same keywords on the raw CTC log-probs, so a keyword that
+  the greedy caption misspells still fires (``source`` ``kws``, ``score`` = the spotter's
+  letter-posterior mean, ``start_s`` = its first letter); ``kws_threshold = 0`` turns it off.
 
 Answers: when speak-now becomes active with argmax intent ``answer`` or ``acknowledge``, an
 ``answer`` event is emitted (refractory ``answer_refractory_s``). A final caption that starts
@@ -66,6 +69,7 @@ import numpy as np
 from .answer import AnswerContext, SoundSeen, call_answerer
 from .config import _Config, _is_real
 from .instructions import WAKE_PHRASES, InstructionMeaning, parse_instruction, strip_wake_phrase
+from .kws import DEFAULT_KWS_THRESHOLD, CtcKeywordSpotter
 
 __all__ = ["CaptionDecoder", "DecisionPolicy", "PolicyConfig", "ctc_greedy"]
 
@@ -92,6 +96,9 @@ class PolicyConfig(_Config):
         Phrases that address the assistant at the start of a caption.
     spoken_instructions : bool
         Let a caption "hey aim, <instruction>" replace the active instruction.
+    kws_threshold : float
+        Letter-posterior mean at which the CTC keyword spotter fires a watched keyword
+        (0 = spotter off, captions only); see ``benchmarks/results/kws.json`` for the trade-off.
     """
 
     _name: ClassVar[str] = "policy"
@@ -103,6 +110,7 @@ class PolicyConfig(_Config):
     max_utterance_s: float = 30.0
     wake_phrases: tuple[str, ...] = WAKE_PHRASES
     spoken_instructions: bool = True
+    kws_threshold: float = DEFAULT_KWS_THRESHOLD
 
     def validate(self) -> None:
         if not _is_real(self.hysteresis) or not 0.0 <= self.hysteresis < 1.0:
@@ -120,6 +128,8 @@ class PolicyConfig(_Config):
             self._fail("wake_phrases", self.wake_phrases, "a tuple of non-empty strings")
         if not isinstance(self.spoken_instructions, bool):
             self._fail("spoken_instructions", self.spoken_instructions, "True or False")
+        if not _is_real(self.kws_threshold) or not 0.0 <= self.kws_threshold <= 1.0:
+            self._fail("kws_threshold", self.kws_threshold, "a number in [0, 1] (0 = off)")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> PolicyConfig:
@@ -248,6 +258,8 @@ class DecisionPolicy:
         self._intent_answer = {i for i in (self._intent_index("answer"),
                                            self._intent_index("acknowledge")) if i is not None}
         self.captions = CaptionDecoder(vocab)
+        self.vocab = tuple(vocab)
+        self.spotter: CtcKeywordSpotter | None = None
         self.meaning = InstructionMeaning()
         self.reset()
 
@@ -279,6 +291,14 @@ class DecisionPolicy:
 
     def set_meaning(self, meaning: InstructionMeaning) -> None:
         self.meaning = meaning
+        self.spotter = None
+        thr = float(self.config.kws_threshold)
+        if thr > 0:
+            alphabet = set(self.vocab[1:])
+            # words the CTC cannot spell (digits, accents) stay caption-matched only
+            words = [w for w in meaning.target_keywords if len(w) >= 2 and set(w) <= alphabet]
+            if words:
+                self.spotter = CtcKeywordSpotter(self.vocab, words, threshold=thr)
 
     def allowed(self, label: str, speaking: bool, intent: int) -> str | None:
         """Why ``label`` may alert now (``safety``/``instruction``/``model``) or None."""
@@ -358,6 +378,11 @@ class DecisionPolicy:
             self.partial_text = text
             out.append(self._caption(t, False, chunk))
             out.extend(self._keyword_alerts(t, text))
+        # after the caption match, which wins when both see the word in the same chunk
+        if self.spotter is not None:
+            for hit in self.spotter.accept(logprobs, chunk.first_ctc_frame):
+                out.extend(self._keyword_alert(t, hit.keyword, hit.score,
+                                               self._frame_time(hit.start_frame, chunk), "kws"))
         endpoint = self.captions.blank_run * chunk.frame_s >= self.config.endpoint_s
         too_long = (self.captions.tokens and
                     t - self.utterance_start_s >= self.config.max_utterance_s)
@@ -422,15 +447,21 @@ class DecisionPolicy:
                 continue
             if re.search(rf"\b{re.escape(kw)}\b", text.lower()) is None:
                 continue
-            label = f"keyword:{kw}"
-            if t - self.keyword_last.get(label, -math.inf) < self.keyword_refractory:
-                continue
-            self.keywords_alerted.add(kw)
-            self.keyword_last[label] = t
-            out.append({"type": "alert", "t": t, "label": label, "score": 1.0,
-                        "start_s": float(self.utterance_start_s), "safety": False,
-                        "source": "keyword"})
+            out.extend(self._keyword_alert(t, kw, 1.0, self.utterance_start_s, "keyword"))
         return out
+
+    def _keyword_alert(self, t: float, kw: str, score: float, start_s: float, source: str
+                       ) -> list[dict[str, Any]]:
+        """One ``keyword:<kw>`` alert unless the keyword already fired in this utterance or
+        within its refractory time (captions and the spotter share both)."""
+        label = f"keyword:{kw}"
+        if kw in self.keywords_alerted or (
+                t - self.keyword_last.get(label, -math.inf) < self.keyword_refractory):
+            return []
+        self.keywords_alerted.add(kw)
+        self.keyword_last[label] = t
+        return [{"type": "alert", "t": t, "label": label, "score": float(score),
+                 "start_s": float(min(start_s, t)), "safety": False, "source": source}]
 
     def _finalise(self, t: float, chunk: ChunkInfo | None, requests: list[str]
                   ) -> list[dict[str, Any]]:

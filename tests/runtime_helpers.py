@@ -51,8 +51,9 @@ class ScriptedBackend:
 
     ``script`` returns a dict with any of: ``speak`` (probability), ``intent`` (name),
     ``events`` ({label: probability}), ``ctc`` (list of per-frame tokens: a vocabulary
-    string or None for blank). Missing heads default to silence. State is fed back unchanged
-    except ``h``, which counts chunks (so tests can check state hand-over).
+    string or None for blank) or ``ctc_logprobs`` (raw ``(frames, vocab)`` array). Missing
+    heads default to silence. State is fed back unchanged except ``h``, which counts chunks
+    (so tests can check state hand-over).
     """
 
     name = "scripted"
@@ -97,6 +98,8 @@ class ScriptedBackend:
         tokens = list(spec.get("ctc", [None] * n_ctc)) + [None] * n_ctc
         for j, tok in enumerate(tokens[:n_ctc]):
             ctc[0, j, 0 if tok is None else b.vocab.index(tok)] = 0.0
+        if "ctc_logprobs" in spec:  # raw (n_ctc, vocab) log-probs, for the keyword spotter
+            ctc[0] = np.asarray(spec["ctc_logprobs"], np.float32)
         out = {"ctc_logprobs": ctc,
                "speak_logit": np.array([self._logit(spec.get("speak", 0.01))], np.float32),
                "intent_logits": intents, "event_logits": ev}

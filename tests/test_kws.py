@@ -64,3 +64,56 @@ def test_bad_configuration_is_named():
         CtcKeywordSpotter(VOCAB, ["seven"], threshold=0.0)
     with pytest.raises(ValueError, match="expected"):
         CtcKeywordSpotter(VOCAB, ["seven"]).accept(np.zeros((3, 5)))
+
+
+# ------------------------------------------------------------------ in the decision policy
+
+def _quiet_letters(word: str, p: float, vocab) -> np.ndarray:
+    """One frame per letter with posterior p < 0.5: greedy CTC reads only blanks."""
+    lp = np.full((len(word), len(vocab)), np.log(1e-4), np.float32)
+    for i, ch in enumerate(word):
+        lp[i, vocab.index(ch)] = np.log(p)
+        lp[i, 0] = np.log(1 - p)
+    return lp
+
+
+def _run_policy(bundle_path, kws_threshold):
+    from runtime_helpers import ScriptedBackend, samples_for_chunks
+
+    from aim_edge.bundle import load_bundle
+    from aim_edge.engine import Engine
+    from aim_edge.policy import PolicyConfig
+
+    bundle = load_bundle(bundle_path)
+    lp = _quiet_letters("seven", 0.45, list(bundle.vocab))
+    n_ctc = bundle.chunk_frames // bundle.subsampling
+    frames = np.concatenate([lp, np.tile(_quiet_letters("a", 1e-3, list(bundle.vocab)),
+                                         (2 * n_ctc - len(lp), 1))])
+
+    def script(i, feeds):
+        j = i - 3
+        return {"ctc_logprobs": frames[n_ctc * j:n_ctc * (j + 1)]} if j in (0, 1) else {}
+
+    engine = Engine.from_bundle(bundle, backend=ScriptedBackend(bundle, script),
+                                policy=PolicyConfig(kws_threshold=kws_threshold))
+    with engine:
+        stream = engine.create_stream(instruction="tell me when someone says seven")
+        stream.accept_waveform(16000, np.zeros(samples_for_chunks(12), np.float32))
+        stream.input_finished()
+        events = []
+        while stream.is_ready():
+            events.extend(stream.decode())
+    return events
+
+
+def test_the_policy_spots_a_keyword_the_greedy_caption_misses(runtime_fake_bundle):
+    events = _run_policy(runtime_fake_bundle, 0.4)
+    assert not [e for e in events if e["type"] == "caption"]  # greedy read nothing
+    kw = [e for e in events if e["type"] == "alert" and e["label"] == "keyword:seven"]
+    assert len(kw) == 1 and kw[0]["source"] == "kws"
+    assert kw[0]["score"] == pytest.approx(0.45, rel=1e-4)
+    assert kw[0]["start_s"] <= kw[0]["t"]
+
+
+def test_kws_threshold_zero_turns_the_spotter_off(runtime_fake_bundle):
+    assert not [e for e in _run_policy(runtime_fake_bundle, 0.0) if e["type"] == "alert"]
