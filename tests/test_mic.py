@@ -275,6 +275,33 @@ def test_ring_drops_are_counted_and_filled_with_silence():
     assert np.all(y[:4352] == 0) and np.array_equal(y[4352:], x[4352:])
 
 
+@pytest.mark.parametrize("channels", [2, 4])
+def test_interleaved_drops_keep_whole_frames(channels):
+    pipe = CapturePipe(16000, channels, "float32", ring_s=0.1)
+    assert pipe.interleaved and pipe.ring.capacity == 2048 * channels
+    # frame k holds k, 2k, 3k, ...: a frame split by a drop would show up in the mix
+    k = np.arange(1, 6401, dtype=np.float32)[:, None]
+    x = (k * np.arange(1, channels + 1, dtype=np.float32)) / 65536
+    for b in _blocks(x, 320):
+        pipe.callback(b.tobytes(), len(b), None, FLAGS_OK)
+    y = _collect(pipe)
+    st = pipe.stats()
+    assert st.dropped_samples == 6400 - 2048 == st.silence_samples  # frames, not samples
+    assert y.size == 6400 and not y[:4352].any()
+    np.testing.assert_allclose(y[4352:], x[4352:].mean(axis=1), rtol=1e-6)
+
+
+def test_a_pop_inside_a_frame_is_carried_over():
+    pipe = CapturePipe(16000, 2, "float32")
+    x = np.arange(1, 13, dtype=np.float32)  # 6 stereo frames
+    pipe.ring.push(x[:5])  # 2.5 frames, as if a pop had landed mid-frame
+    first = _collect(pipe)
+    pipe.ring.push(x[5:])
+    second = _collect(pipe)
+    assert np.array_equal(np.concatenate([first, second]), x.reshape(-1, 2).mean(axis=1))
+    assert first.size == 2
+
+
 def test_non_finite_samples_are_zeroed_and_counted():
     pipe = CapturePipe(16000, 1, "float32")
     x = np.ones(320, np.float32) * 0.5

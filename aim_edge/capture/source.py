@@ -3,22 +3,25 @@ thread that turns device audio into the model's 16 kHz mono.
 
 ::
 
-    PortAudio callback (audio thread)        device rate, device channels, float32 or int16
-       |  mono = the samples themselves (1 channel, float32: no copy at all), or a mix-down /
-       |  int16 scaling into a buffer allocated once; then one native ring push
-    [capture ring]  native SPSC RingBuffer of float32 mono at the device rate;
-       |            full: drops the oldest samples, counted
+    PortAudio callback (audio thread)       device rate and channels, float32 or int16
+       |  float32: PortAudio's buffer is pushed as it is (no copy in Python); int16: one
+       |  casting copy into a buffer allocated once; 3, 5, 6, 7 channels: mixed down there
+    [capture ring]  native SPSC RingBuffer of float32 at the device rate (interleaved frames);
+       |            full: drops the oldest samples (whole frames), counted
     capture thread (the loop's source thread)  pops everything every poll (5 ms), fills a
-       |  dropped stretch with silence (stream time stays wall time), resamples with
-       |  soxr.ResampleStream when the device rate is not 16 kHz
+       |  dropped stretch with silence (stream time stays wall time), mixes down, scales,
+       |  resamples with soxr.ResampleStream when the device rate is not 16 kHz
     [decoding ring]  Stream.push: the loop's perceive thread takes it from there
 
-Why resampling happens in the capture thread and not in the callback: ``ResampleStream``
-returns a new array per call (an allocation on the audio thread) and costs tens of
-microseconds at 48 kHz; the mix-down is a few additions into a preallocated buffer, cheap
-enough for the callback, and it makes the capture ring mono so a drop can never split a frame.
-The cost of this hop (one poll interval at most, plus the resampler) is measured and reported
-as ``hop_ms``.
+Why the conversions happen in the capture thread and not in the callback: the callback holds
+the GIL and delays the next block, so it does the least possible (one ring push, measured at
+~1-2 µs from Python); ``ResampleStream`` returns a new array per call (an allocation on the
+audio thread) and costs tens of microseconds at 48 kHz, and even a stereo mix-down costs
+more numpy calls than the push itself (``benchmarks/bench_mic.py``). Channel counts that are
+not a power of two are mixed down in the callback (strided in-place adds into a preallocated
+buffer), because a power-of-two ring can only drop whole frames of a power-of-two channel
+count. The cost of the extra hop (one poll interval at most, plus the resampler) is measured
+and reported as ``hop_ms``.
 """
 
 from __future__ import annotations
@@ -68,8 +71,9 @@ class CaptureStats:
     input_underflows : int
         Callbacks with ``input_underflow`` (the driver padded the block).
     dropped_samples : int
-        Device-rate samples the capture ring dropped (oldest first) because the capture
-        thread fell behind; each stretch is replaced by silence so stream time stays right.
+        Device frames (samples per channel) the capture ring dropped, oldest first, because
+        the capture thread fell behind; each stretch is replaced by silence so stream time
+        stays right.
     overflow_events : int
         Pushes into the capture ring that had to drop.
     nonfinite_samples : int
@@ -116,6 +120,18 @@ class CapturePipe:
     :meth:`drain` is the capture-thread side. Independent of PortAudio, so it can be driven by
     hand in tests and benchmarks.
 
+    What the callback does, cheapest first:
+
+    * float32, 1, 2, 4 or 8 channels: push PortAudio's buffer as it is (no copy in Python;
+      the ring holds interleaved frames, and a power-of-two ring only ever drops whole
+      frames of a power-of-two channel count);
+    * int16, same channel counts: one casting copy into a preallocated float32 buffer, push;
+    * any other channel count (3, 6, ... -- mic arrays): mix down into a preallocated mono
+      buffer first (strided in-place adds), so a drop cannot split a frame.
+
+    Scaling (1/32768 for int16, 1/channels for the mix) and the interleaved mix-down happen in
+    :meth:`drain`, where allocating is fine.
+
     Parameters
     ----------
     sample_rate : int
@@ -129,26 +145,29 @@ class CapturePipe:
     ring_s : float
         Capture ring capacity in seconds (rounded up to a power of two of samples).
     max_frames : int
-        Largest callback expected; bigger ones still work (the mix-down buffer grows once).
+        Largest callback expected; bigger ones still work (the buffers grow once).
     """
 
     def __init__(self, sample_rate: int, channels: int = 1, dtype: str = "float32", *,
                  model_rate: int = 16000, ring_s: float = 2.0, max_frames: int = 8192) -> None:
         if dtype not in ("float32", "int16"):
             raise DeviceError(f"dtype {dtype!r}: expected 'float32' or 'int16'")
-        if channels < 1:
-            raise DeviceError(f"channels = {channels}: expected >= 1")
+        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+            raise DeviceError(f"channels = {channels!r}: expected an int >= 1")
         self.sample_rate = int(sample_rate)
-        self.channels = int(channels)
+        self.channels = channels
         self.dtype = dtype
         self.model_rate = int(model_rate)
-        self.ring = RingBuffer(_pow2_at_least(int(ring_s * sample_rate)))
+        # interleaved frames in the ring when the channel count divides every power of two
+        self.interleaved = channels & (channels - 1) == 0 and channels <= 8
+        self.ring_channels = channels if self.interleaved else 1
+        self.ring = RingBuffer(_pow2_at_least(int(ring_s * sample_rate) * self.ring_channels))
         self._np_dtype = _F32 if dtype == "float32" else np.dtype(np.int16)
-        self._direct = dtype == "float32" and channels == 1  # push the PortAudio buffer as is
+        self._direct = dtype == "float32" and self.interleaved  # push PortAudio's buffer
         scale = 1.0 if dtype == "float32" else 1.0 / 32768.0
         self._scale = np.float32(scale / channels)
-        self._mono = np.zeros(max_frames, np.float32)
-        self._wide = np.zeros(max_frames * channels if dtype == "int16" else 0, np.float32)
+        n = max_frames * (channels if self.interleaved else 1)
+        self._buf = np.zeros(0 if self._direct else n, np.float32)
         self._cost_ns = np.zeros(_COST_SLOTS, np.int64)
         self._stamp_frames = np.zeros(_STAMP_SLOTS, np.int64)
         self._stamp_ns = np.zeros(_STAMP_SLOTS, np.int64)
@@ -161,8 +180,9 @@ class CapturePipe:
         self.error: BaseException | None = None
         # capture-thread side
         self._converter = AudioConverter(self.model_rate)
-        self._taken = 0  # device samples accounted for (popped + dropped)
-        self._dropped_seen = 0
+        self._carry = np.zeros(0, np.float32)  # a partial frame left by a pop (interleaved)
+        self._taken = 0  # device frames accounted for (popped + dropped)
+        self._dropped_seen = 0  # ring samples
         self.nonfinite_samples = 0
         self.silence_samples = 0
         self._hop_ms: list[float] = []
@@ -186,27 +206,20 @@ class CapturePipe:
                 self.ring.push(x)
             else:
                 ch = self.channels
-                if frames > self._mono.shape[0]:  # a host that ignores the block size: once
-                    self._mono = np.zeros(frames, np.float32)
-                    self._wide = np.zeros(frames * ch, np.float32)
-                mono = self._mono[:frames]
-                if ch == 1:
-                    mono[:] = x  # int16 -> float32: a plain casting copy is the fast one
-                else:
-                    if self._np_dtype is not _F32:  # cast the interleaved block once
-                        wide = self._wide[:frames * ch]
-                        wide[:] = x
-                        x = wide
-                    # in-place adds of strided channels: ~5x faster than a reduction over
-                    # the short channel axis
-                    mono[:] = x[0::ch]
+                n = x.size if self.interleaved else frames
+                if n > self._buf.shape[0]:  # a host that ignores the block size: once
+                    self._buf = np.zeros(n, np.float32)
+                out = self._buf[:n]
+                if self.interleaved:
+                    out[:] = x  # int16 -> float32: a plain casting copy is the fast one
+                else:  # odd channel counts: strided in-place adds into the mono buffer
+                    out[:] = x[0::ch]
                     for c in range(1, ch):
-                        np.add(mono, x[c::ch], out=mono)
-                np.multiply(mono, self._scale, out=mono)
-                self.ring.push(mono)
-            n = self.callbacks
+                        np.add(out, x[c::ch], out=out)
+                self.ring.push(out)
+            k = self.callbacks
             self.frames += frames
-            slot = n & (_STAMP_SLOTS - 1)
+            slot = k & (_STAMP_SLOTS - 1)
             self._stamp_frames[slot] = self.frames
             self._stamp_ns[slot] = t0
             if self.last_callback_ns:
@@ -214,8 +227,8 @@ class CapturePipe:
                 if gap > self.max_gap_ns:
                     self.max_gap_ns = gap
             self.last_callback_ns = t0
-            self._cost_ns[n & (_COST_SLOTS - 1)] = time.perf_counter_ns() - t0
-            self.callbacks = n + 1
+            self._cost_ns[k & (_COST_SLOTS - 1)] = time.perf_counter_ns() - t0
+            self.callbacks = k + 1
         except BaseException as exc:  # noqa: BLE001 - the audio thread must not raise
             self.error = exc
             sd = _sounddevice_or_none()
@@ -224,7 +237,7 @@ class CapturePipe:
 
     # ------------------------------------------------------------------ capture thread
     def _capture_ns(self, end: int) -> int:
-        """perf_counter_ns of the callback that delivered device sample ``end`` (exclusive)."""
+        """perf_counter_ns of the callback that delivered device frame ``end`` (exclusive)."""
         n = self.callbacks
         for k in range(n - 1, max(n - _STAMP_SLOTS, 0) - 1, -1):
             slot = k & (_STAMP_SLOTS - 1)
@@ -234,6 +247,23 @@ class CapturePipe:
             if f < end:
                 break
         return 0
+
+    def _mono(self, block: np.ndarray) -> np.ndarray:
+        """Ring samples -> float32 mono in [-1, 1] (mix-down of interleaved frames, scaling)."""
+        ch = self.ring_channels
+        if ch > 1:
+            if self._carry.size:
+                block = np.concatenate([self._carry, block])
+            whole = block.size - block.size % ch
+            self._carry = block[whole:].copy()
+            frames = block[:whole]
+            mono = frames[0::ch] + frames[1::ch]  # strided adds: ~20x faster than a
+            for c in range(2, ch):                # .sum(axis=1) over the short channel axis
+                mono += frames[c::ch]
+            block = mono
+        if self._scale != 1:
+            block = block * self._scale
+        return block
 
     def drain(self, push: Callable[[np.ndarray, int | None], Any], *,
               last: bool = False) -> int:
@@ -245,9 +275,9 @@ class CapturePipe:
         dropped = self.ring.stats().dropped_samples
         block = self.ring.pop(self.ring.capacity)
         out = 0
-        gap = dropped - self._dropped_seen
+        gap = (dropped - self._dropped_seen) // self.ring_channels
         if gap > 0:
-            self._dropped_seen = dropped
+            self._dropped_seen += gap * self.ring_channels
             self._taken += gap
             silence = self._converter.convert(self.sample_rate, np.zeros(gap, np.float32))
             self.silence_samples += silence.size
@@ -255,12 +285,13 @@ class CapturePipe:
                 push(silence, None)
                 out += silence.size
         if block.size:
-            self._taken += block.size
-            finite = np.isfinite(block)
+            mono = self._mono(block)
+            self._taken += mono.size
+            finite = np.isfinite(mono)
             if not finite.all():
-                self.nonfinite_samples += int(block.size - np.count_nonzero(finite))
-                block = np.where(finite, block, np.float32(0.0))
-            y = self._converter.convert(self.sample_rate, block)
+                self.nonfinite_samples += int(mono.size - np.count_nonzero(finite))
+                mono = np.where(finite, mono, np.float32(0.0))
+            y = self._converter.convert(self.sample_rate, mono)
             cap = self._capture_ns(self._taken)
             if y.size:
                 push(y, cap or None)
@@ -282,7 +313,8 @@ class CapturePipe:
         rs = self.ring.stats()
         return CaptureStats(
             callbacks=n, frames=self.frames, input_overflows=self.input_overflows,
-            input_underflows=self.input_underflows, dropped_samples=rs.dropped_samples,
+            input_underflows=self.input_underflows,
+            dropped_samples=rs.dropped_samples // self.ring_channels,
             overflow_events=rs.overflow_events, nonfinite_samples=self.nonfinite_samples,
             silence_samples=self.silence_samples, callback_us=percentiles(costs),
             hop_ms=percentiles(self._hop_ms[-_COST_SLOTS:]), max_gap_ms=self.max_gap_ns / 1e6)
