@@ -1,0 +1,74 @@
+"""Threshold calibration for a target false-alert rate per hour (default 1/h).
+
+On a dev split (never the test split), pick the speak-now threshold and each event threshold
+with the best recall whose false-alert rate stays within the target, using exactly the
+activation rule of the runtime policy (:mod:`calibration.metrics`). The result is what the
+bundle manifest's ``thresholds`` holds: the thresholds, the rate they were chosen for, the
+rate each one achieves and its recall at that rate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .metrics import CHUNK_S, event_counts, proactive
+
+#: Candidate thresholds: coarse in the middle, fine near 1 where calibrated thresholds sit.
+GRID = np.round(np.concatenate([np.arange(0.1, 0.9, 0.05), np.arange(0.9, 0.999, 0.02)]), 4)
+DEFAULT_TARGET_FA_PER_HOUR = 1.0
+
+
+def calibrate(streams, outs, events: Sequence[str],
+              target_fa_per_hour: float = DEFAULT_TARGET_FA_PER_HOUR,
+              grid: Sequence[float] = GRID) -> dict[str, Any]:
+    """Thresholds for ``target_fa_per_hour`` on ``streams`` scored as ``outs``.
+
+    Returns ``{speak_now, events: {label: thr}, false_alerts_per_hour (the target),
+    achieved_false_alerts_per_hour: {speak_now, events: {label}}, recall_at_rate: {speak_now,
+    events: {label: recall or None when dev has no such event}}, calibration_hours}``. When no
+    threshold meets the target, the highest grid value is used and its achieved rate (above
+    the target) is reported, never hidden.
+    """
+    if not target_fa_per_hour > 0:
+        raise ValueError(f"target_fa_per_hour = {target_fa_per_hour!r}: give a rate > 0 "
+                         "(false alerts per hour, e.g. 1.0)")
+    if not streams:
+        raise ValueError("calibrate: no streams given; pass a dev split with at least one stream")
+    grid = [float(g) for g in grid]
+    hours = sum(s.n_chunks for s in streams) * CHUNK_S / 3600
+    best_speak = None
+    for thr in grid:
+        res = proactive(streams, outs, thr)
+        if res["false_alerts_per_hour"] <= target_fa_per_hour:
+            if best_speak is None or res["recall"] > best_speak["recall"]:
+                best_speak = res
+    if best_speak is None:
+        best_speak = proactive(streams, outs, grid[-1])
+    ev_thr, ev_recall, ev_rate = {}, {}, {}
+    for i, label in enumerate(events):
+        chosen, chosen_recall, chosen_rate = grid[-1], None, None
+        for thr in grid:
+            tp, fn, fp = event_counts(streams, outs, i, thr, label)
+            rate = fp / max(1e-9, hours)
+            if rate <= target_fa_per_hour:
+                recall = tp / max(1, tp + fn) if tp + fn else None
+                if chosen_recall is None or (recall or 0) > chosen_recall:
+                    chosen, chosen_recall, chosen_rate = thr, recall or 0.0, rate
+                    if tp + fn == 0:
+                        break
+        if chosen_rate is None:  # nothing met the target: report what the top value does
+            tp, fn, fp = event_counts(streams, outs, i, chosen, label)
+            chosen_rate = fp / max(1e-9, hours)
+            chosen_recall = tp / max(1, tp + fn) if tp + fn else None
+        ev_thr[label] = chosen
+        ev_recall[label] = chosen_recall
+        ev_rate[label] = chosen_rate
+    return {"speak_now": float(best_speak["threshold"]), "events": ev_thr,
+            "false_alerts_per_hour": target_fa_per_hour,
+            "achieved_false_alerts_per_hour": {
+                "speak_now": best_speak["false_alerts_per_hour"], "events": ev_rate},
+            "recall_at_rate": {"speak_now": best_speak["recall"], "events": ev_recall},
+            "calibration_hours": hours}
