@@ -13,7 +13,8 @@ Manifest, schema version 1 (fields marked ``?`` are optional)::
     features         FbankConfig fields (sample_rate, n_mels, ...); the runtime refuses a
                      mismatch with its own front end, naming the field
     model            {chunk_frames, subsampling, lookahead_frames, instruction_dim,
-                      architecture?: {...}}
+                      instruction_encoder?: hashed-bow|all-minilm-l6-v2 (what the model was
+                      trained with; the bundle's encoder must match), architecture?: {...}}
     state            [{name, shape, dtype, init}]  fed back chunk to chunk
     labels           {vocab: [str] (index 0 = CTC blank), events: [{name, safety,
                       aliases?: [str], ...}], intents: [str] (index 0 = stay silent)}
@@ -22,6 +23,7 @@ Manifest, schema version 1 (fields marked ``?`` are optional)::
                       hysteresis?: float in [0, 1), refractory_s?: float | {label: float}}
     artifacts        [{file, format: onnx|tflite, precision: fp32|fp16|int8-dynamic|
                       int8-static, size, sha256, role: step|instruction_encoder|asr_*,
+                      encoder?: str (instruction_encoder artifacts),
                       tokenizer?: {file, size, sha256}, parity?: {..., known_answer?: {...}}}]
     instructions?    {encoder?: {kind: "hashed-bow", dim, buckets, seed}, known: [{text}], ...}
     provenance?      {data, teachers, metrics, command, ...}
@@ -365,6 +367,7 @@ def load_bundle(path: str | Path, *, verify_hashes: bool = True,
                                   dict(a.get("parity", {})), fpath, tokenizer))
     if not any(a.role == "step" for a in artifacts):
         raise BundleError("manifest: no artifact with role 'step' (the streaming model)")
+    _check_instruction_encoder(manifest, model)
     if "asr" in manifest:
         _check_asr(manifest, root, verify_hashes)
 
@@ -374,6 +377,44 @@ def load_bundle(path: str | Path, *, verify_hashes: bool = True,
         state=tuple(states), vocab=vocab, events=events, intents=intents,
         speak_threshold=speak, event_thresholds=ev_thr, artifacts=tuple(artifacts),
     )
+
+
+#: Instruction embeddings a model can be trained with (``model.instruction_encoder``).
+INSTRUCTION_ENCODERS = ("hashed-bow", "all-minilm-l6-v2")
+
+
+def _check_instruction_encoder(manifest: Mapping[str, Any], model: Mapping[str, Any]) -> None:
+    """Refuse a bundle whose instruction encoder is not the one its model was trained with.
+
+    ``model.instruction_encoder`` (optional; older bundles lack it and are not checked) names
+    the embedding the model saw in training. An ``instruction_encoder`` artifact must carry the
+    same ``encoder``; without one, ``instructions.encoder.kind`` must match.
+    """
+    if "instruction_encoder" not in model:
+        return
+    trained = _require(model, "instruction_encoder", str, "model.")
+    if trained not in INSTRUCTION_ENCODERS:
+        raise BundleError(f"manifest: model.instruction_encoder = {trained!r}, expected one of"
+                          f" {INSTRUCTION_ENCODERS}")
+    shipped = [a for a in manifest.get("artifacts", [])
+               if isinstance(a, Mapping) and a.get("role") == "instruction_encoder"]
+    fix = ("re-export the bundle with the encoder the model was trained with"
+           " (python -m export.bundle; see its --instruction-encoder)")
+    for a in shipped:
+        if a.get("encoder") != trained:
+            raise BundleError(
+                f"manifest: instruction encoder mismatch: artifact {a.get('file')!r} is the"
+                f" {a.get('encoder')!r} encoder, but the model was trained with {trained!r}"
+                f" instruction embeddings (model.instruction_encoder); {fix}")
+    if shipped:
+        return
+    spec = (manifest.get("instructions") or {}).get("encoder")
+    kind = spec.get("kind") if isinstance(spec, Mapping) else None
+    if kind != trained:
+        raise BundleError(
+            f"manifest: instruction encoder mismatch: instructions.encoder.kind = {kind!r} but"
+            f" the model was trained with {trained!r} instruction embeddings"
+            f" (model.instruction_encoder) and no instruction_encoder artifact is shipped; {fix}")
 
 
 def _verify_file(root: Path, fname: str, fpath: Path, size: int, digest: str) -> None:

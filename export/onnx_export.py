@@ -74,3 +74,112 @@ def export_step_onnx(model: AimModel, path: str | Path, metadata: dict[str, Any]
     onnx.checker.check_model(proto, full_check=True)
     onnx.save(proto, str(path))
     return path
+
+
+# ----------------------------------------------------------------------------- precisions
+
+def _restamp(src: Path, dst: Path, extra: dict[str, Any] | None = None) -> None:
+    """Copy ``src``'s ``metadata_props`` onto ``dst`` (quantizers drop or rewrite them)."""
+    import onnx
+
+    fp32, q = onnx.load(str(src)), onnx.load(str(dst))
+    del q.metadata_props[:]
+    q.metadata_props.extend(fp32.metadata_props)
+    for key, value in (extra or {}).items():
+        entry = q.metadata_props.add()
+        entry.key = key
+        entry.value = json.dumps(value)
+    onnx.save(q, str(dst))
+
+
+def stamp_metadata(path: str | Path, metadata: dict[str, Any]) -> None:
+    """Set (replace) JSON-encoded ``metadata_props`` entries of an ONNX file in place."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    kept = [p for p in proto.metadata_props if p.key not in metadata]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key = key
+        entry.value = json.dumps(value)
+    onnx.save(proto, str(path))
+
+
+def _pre_process(src: Path, tmp: Path) -> Path:
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    pre = tmp / "pre.onnx"
+    quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+    return pre
+
+
+def quantize_int8_dynamic(src: str | Path, dst: str | Path) -> Path:
+    """Dynamic INT8 on MatMul/Gemm only (DESIGN.md: best on onnxruntime CPU)."""
+    import tempfile
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    src, dst = Path(src), Path(dst)
+    with tempfile.TemporaryDirectory() as tmp:
+        quantize_dynamic(str(_pre_process(src, Path(tmp))), str(dst),
+                         weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
+    _restamp(src, dst, {"aim_edge.precision": "int8-dynamic"})
+    return dst
+
+
+def convert_fp16(src: str | Path, dst: str | Path) -> Path:
+    """FP16 weights and compute for GPUs (CUDA / TensorRT); inputs and outputs stay float32
+    (``keep_io_types``), so the runtime feeds the same arrays and the fed-back state keeps
+    float32 range. No CPU speed-up (DESIGN.md): this artifact is for GPUs."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    src, dst = Path(src), Path(dst)
+    model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    onnx.save(model, str(dst))
+    _restamp(src, dst, {"aim_edge.precision": "fp16", "aim_edge.io_dtype": "float32"})
+    return dst
+
+
+class StepCalibrationReader:
+    """An onnxruntime ``CalibrationDataReader`` over captured step inputs (fbank, instruction
+    and the *real* state tensors of a streaming fp32 run; see :mod:`calibration.streams`)."""
+
+    def __init__(self, samples: list[dict[str, Any]]) -> None:
+        if not samples:
+            raise ValueError("static INT8 calibration needs at least one captured step input")
+        self.samples = samples
+        self._it = iter(samples)
+
+    def get_next(self) -> dict[str, Any] | None:
+        return next(self._it, None)
+
+    def rewind(self) -> None:
+        self._it = iter(self.samples)
+
+
+def quantize_int8_static(src: str | Path, dst: str | Path, samples: list[dict[str, Any]], *,
+                         per_channel: bool = True) -> Path:
+    """Static INT8 in QDQ format (TensorRT, NPUs) calibrated on ``samples``.
+
+    Weights symmetric INT8 per output channel (``per_channel``), activations asymmetric INT8
+    from min/max of the captured real streaming inputs. The attention masks use the bounded
+    constant -100 (``export/model.py``), so their range does not swamp the activation scale.
+    On x86 CPUs this is slower than fp32 (DESIGN.md); it exists for accelerators that need QDQ.
+    """
+    import tempfile
+
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    src, dst = Path(src), Path(dst)
+    with tempfile.TemporaryDirectory() as tmp:
+        quantize_static(str(_pre_process(src, Path(tmp))), str(dst),
+                        StepCalibrationReader(samples), quant_format=QuantFormat.QDQ,
+                        per_channel=per_channel, activation_type=QuantType.QInt8,
+                        weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+                        extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
+    _restamp(src, dst, {"aim_edge.precision": "int8-static",
+                        "aim_edge.calibration_samples": len(samples)})
+    return dst
