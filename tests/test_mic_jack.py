@@ -122,7 +122,7 @@ class Collect:
         return np.concatenate(self.blocks) if self.blocks else np.zeros(0, np.float32)
 
 
-def _capture(server: JackServer, signal_: np.ndarray, *, tail_s: float = 0.2, **mic_kw):
+def _capture(server: JackServer, signal_: np.ndarray, *, tail_s: float = 0.1, **mic_kw):
     """Play ``signal_`` into a MicSource on the server's JACK device; return (samples, mic)."""
     from aim_edge.capture import MicSource
 
@@ -182,7 +182,7 @@ def test_bad_choices_fail_with_the_device_list(jack_server, capsys):
 
 
 def test_16k_capture_is_bit_exact_complete_and_in_order(jack_server):
-    sig = _signal(16000, seed=1)  # 1 s
+    sig = _signal(8000, seed=1)  # 0.5 s
     got, mic = _capture(jack_server, sig)
     assert mic.settings.sample_rate == 16000 and mic.settings.channels == 1
     nz = np.flatnonzero(got)
@@ -192,11 +192,11 @@ def test_16k_capture_is_bit_exact_complete_and_in_order(jack_server):
     st = mic.stats()
     assert st.dropped_samples == 0 and st.silence_samples == 0 and st.nonfinite_samples == 0
     assert got.size == st.frames  # no resampling: one sample per device frame
-    assert st.callback_us["n"] == st.callbacks > 40
+    assert st.callback_us["n"] == st.callbacks > 25
 
 
 def test_16k_stereo_int16_is_mixed_down(jack_server):
-    sig = np.stack([_signal(8000, seed=2), _signal(8000, seed=3)], axis=1)
+    sig = np.stack([_signal(4000, seed=2), _signal(4000, seed=3)], axis=1)
     got, mic = _capture(jack_server, sig, channels=2, dtype="int16")
     assert (mic.settings.channels, mic.settings.dtype) == (2, "int16")
     want = sig.mean(axis=1)
@@ -208,7 +208,7 @@ def test_16k_stereo_int16_is_mixed_down(jack_server):
 
 
 def test_48k_device_is_resampled_within_tolerance(jack48_server):
-    t = np.arange(48000) / 48000
+    t = np.arange(24000) / 48000  # 0.5 s
     env = np.minimum(1.0, np.minimum(t, t[::-1]) / 0.05)  # 50 ms fades
     sig = (env * (0.3 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 3100 * t)
                   + 0.1 * np.sin(2 * np.pi * 6500 * t))).astype(np.float32)
@@ -274,7 +274,7 @@ def _wait_listening(server: JackServer, proc: subprocess.Popen[str], before: set
 def test_listen_raises_the_siren_alert_in_its_window(jack_server, tmp_path):
     rate, scene = read_wav(SCENE)
     assert rate == 16000
-    cut_start, cut_end = 17.0, 20.0  # the demo scene's siren starts at 18.094 s
+    cut_start, cut_end = 17.0, 19.5  # the demo scene's siren starts at 18.094 s
     cut = scene[int(cut_start * rate):int(cut_end * rate)].astype(np.float32) / 32768
     record = tmp_path / "heard.wav"
     dev = _jack_device()
@@ -282,7 +282,7 @@ def test_listen_raises_the_siren_alert_in_its_window(jack_server, tmp_path):
     with Player(cut, rate, dev.index) as player:
         out = _new_ports(jack_server, before, "out", 1)[0]
         before = set(jack_server.ports())
-        proc = _listen(jack_server, "--duration", "4.5", "--jsonl", "-", "--quiet",
+        proc = _listen(jack_server, "--duration", "3.5", "--jsonl", "-", "--quiet",
                        "--record", str(record))
         try:
             port = _wait_listening(jack_server, proc, before)
@@ -308,7 +308,7 @@ def test_listen_raises_the_siren_alert_in_its_window(jack_server, tmp_path):
     final = [e for e in events if e["type"] == "stats" and e.get("final")]
     assert len(final) == 1
     capture = final[0]["capture"]
-    assert capture["dropped_samples"] == 0 and capture["callbacks"] > 200  # 4.5 s / 20 ms
+    assert capture["dropped_samples"] == 0 and capture["callbacks"] > 150  # 3.5 s / 20 ms
     assert final[0]["dropped_samples"] == 0
     assert "capture hop" in stderr and "callback      p50" in stderr
 

@@ -406,7 +406,7 @@ class MicSource:
                  dtype: str = "float32", model_rate: int = 16000, blocksize: int = 0,
                  latency: str | float = "low", ring_s: float = 2.0, poll_s: float = 0.005,
                  duration_s: float | None = None, stall_timeout_s: float = 2.0,
-                 on_device_lost: str = "raise", close_timeout_s: float = 2.0,
+                 on_device_lost: str = "raise", close_timeout_s: float = 1.0,
                  on_warning: Callable[[str], None] | None = None,
                  settings: OpenSettings | None = None) -> None:
         if on_device_lost not in ("raise", "end"):
