@@ -77,6 +77,7 @@ test: install-test native-test native-asan
 bench: install-test
 	$(PY) -m benchmarks.bench_features
 	$(PY) -m benchmarks.bench_ring
+	$(PY) -m benchmarks.bench_mic
 	$(PY) -m benchmarks.bench_models
 	$(PY) -m benchmarks.bench_e2e --load 0 1 --loaded-seconds 60
 

@@ -14,9 +14,13 @@ blocks into 16 kHz float32 mono (``CapturePipe.drain`` with soxr.ResampleStream,
 ``queue.get`` + ``mean`` + the same soxr stream); the median over rounds.
 
 Synthetic mode calls the callbacks directly with a raw buffer (no audio server; both sides pay
-the same Python call overhead), round-robin so a noisy neighbour hits both alike. ``--live``
-also runs both callbacks on a real PortAudio stream: a private ``jackd -d dummy`` server
-(needs jackd2 + libportaudio2), the idle process only, ``--live-s`` seconds each.
+the same Python call overhead), round-robin so a noisy neighbour hits both alike: hot caches,
+the cost of the work itself. The live run (default; ``--no-live`` skips it) runs both callbacks
+on a real PortAudio stream: a private ``jackd -d dummy`` server (needs jackd2 +
+libportaudio2), the idle process only, ``--live-s`` seconds each. Live figures are far higher
+on a busy machine: a callback arrives every 20 ms with cold caches, and its first numpy call
+pays for that (measured here: an empty callback ~2 µs, the same with one ``np.frombuffer``
+~20 µs); ``empty_callback_floor`` is the empty one.
 
     python -m benchmarks.bench_mic               # -> results/mic.json (synthetic + live)
     python -m benchmarks.bench_mic --quick       # ~1 s, synthetic only -> results/mic.quick.json
@@ -71,14 +75,17 @@ class QueueCopy:
         import soxr
 
         self.q: queue.Queue[np.ndarray] = queue.Queue()
+        self.input_overflows = 0
         self.channels = channels
         self.dtype = np.dtype(dtype)
         self.rs = (soxr.ResampleStream(rate, model_rate, 1, dtype="float32")
                    if rate != model_rate else None)
 
     def callback(self, indata: Any, frames: int, time_info: Any, status: Any) -> None:
-        if status:
+        if status:  # what the examples do with the flags: print them
             print(status, file=sys.stderr)
+            if status.input_overflow:
+                self.input_overflows += 1
         x = np.frombuffer(indata, self.dtype).reshape(frames, self.channels)
         self.q.put(x.copy())
 
@@ -208,6 +215,20 @@ def live(seconds: float, rate: int = 16000) -> dict[str, Any]:
                    and "JACK" in sd.query_hostapis(d["hostapi"])["name"])
         out: dict[str, Any] = {"rate": rate, "host_api": "JACK (dummy backend)",
                                "seconds_each": seconds}
+        # the floor: a callback that only reads the clock twice (what PortAudio + cffi +
+        # sounddevice cost before any work, not counted in the figures below)
+        floor: list[int] = []
+
+        def empty(indata: Any, frames: int, t: Any, status: Any) -> None:
+            t0 = time.perf_counter_ns()
+            floor.append(time.perf_counter_ns() - t0)
+
+        with sd.RawInputStream(samplerate=rate, device=dev, channels=1, dtype="float32",
+                               callback=empty, latency="low"):
+            time.sleep(min(seconds, 3.0))
+        p = percentiles(np.asarray(floor, np.float64) / 1000.0)
+        out["empty_callback_floor"] = {k: round(v, 3) for k, v in p.items()}
+        out["empty_callback_floor"]["input_overflows"] = 0
         for channels, dtype in ((1, "float32"), (2, "int16")):
             for name, cls in (("aim_edge", Ours), ("queue_copy", QueueCopy)):
                 impl = cls(rate, channels, dtype)
@@ -227,7 +248,10 @@ def live(seconds: float, rate: int = 16000) -> dict[str, Any]:
                         impl.drain()
                         time.sleep(0.005)
                 p = percentiles(np.asarray(costs, np.float64) / 1000.0)
-                out[f"{name}_{channels}ch_{dtype}"] = {k: round(v, 3) for k, v in p.items()}
+                res = {k: round(v, 3) for k, v in p.items()}
+                res["input_overflows"] = (impl.pipe.input_overflows if isinstance(impl, Ours)
+                                          else impl.input_overflows)
+                out[f"{name}_{channels}ch_{dtype}"] = res
             a = out[f"aim_edge_{channels}ch_{dtype}"]["p50"]
             b = out[f"queue_copy_{channels}ch_{dtype}"]["p50"]
             out[f"ratio_p50_{channels}ch_{dtype}_peer_over_ours"] = round(b / a, 2)
@@ -285,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
             for key, val in lv.items():
                 if isinstance(val, dict):
                     print(f"  {key:<26} p50 {val['p50']:8.2f}  p99 {val['p99']:8.2f}"
-                          f"  max {val['max']:8.1f}  n={int(val['n'])}")
+                          f"  max {val['max']:8.1f}  n={int(val['n'])}"
+                          f"  input overflows {val['input_overflows']}")
                 elif key.startswith("ratio"):
                     print(f"  {key:<26} {val}x")
     write_report(report, out)

@@ -291,7 +291,10 @@ class CapturePipe:
             if not finite.all():
                 self.nonfinite_samples += int(mono.size - np.count_nonzero(finite))
                 mono = np.where(finite, mono, np.float32(0.0))
-            y = self._converter.convert(self.sample_rate, mono)
+            if self.sample_rate == self.model_rate:  # nothing to convert
+                y = np.ascontiguousarray(mono, np.float32)
+            else:
+                y = self._converter.convert(self.sample_rate, mono)
             cap = self._capture_ns(self._taken)
             if y.size:
                 push(y, cap or None)
