@@ -6,6 +6,7 @@ The real PortAudio path (a JACK dummy server) is in tests/test_mic_jack.py.
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
@@ -512,3 +513,53 @@ def test_bad_mic_options_are_refused():
                        ({"latency": "medium"}, "latency")):
         with pytest.raises(DeviceError, match=needle):
             MicSource(settings=_settings(), **kw)
+
+
+# ----------------------------------------------------------------------------- the CLI
+
+@pytest.fixture
+def fake_device(fake_sd, monkeypatch):
+    """`aim-edge listen` sees one fake 16 kHz mono device that plays a quiet tone."""
+    t = np.arange(16000 * 30) / 16000
+    FakeStream.signal = (0.05 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    monkeypatch.setattr(devices_mod, "require_sounddevice", lambda: fake_sd)
+    monkeypatch.setattr(devices_mod, "list_input_devices", lambda: [
+        InputDevice(1, "fake mic", "FakeAPI", 1, 16000.0, is_default=True)])
+    monkeypatch.setattr(devices_mod, "_portaudio_checker", lambda *a: None)
+    return fake_sd
+
+
+def test_listen_ctrl_c_decodes_what_was_heard_and_exits_0(fake_device, monkeypatch, capsys):
+    from aim_edge import loop as loop_mod
+
+    real_join = loop_mod.Loop.join
+    interrupted = []
+
+    def join(self, timeout=None):
+        if not interrupted:  # the first wait is interrupted, as by Ctrl-C
+            interrupted.append(True)
+            time.sleep(0.3)
+            raise KeyboardInterrupt
+        return real_join(self, timeout)
+
+    monkeypatch.setattr(loop_mod.Loop, "join", join)
+    assert cli.main(["listen", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "[1] fake mic (FakeAPI): 16000 Hz, 1 of 1 channel(s), float32" in out
+    assert "summary:" in out and "stopped (Ctrl-C)" in out
+    chunks = int(out.split("chunks        ")[1].split()[0])
+    assert chunks > 0  # what was captured before Ctrl-C was decoded
+    assert "callback      p50" in out and "capture hop   p50" in out
+
+
+def test_listen_ends_with_exit_1_when_the_device_goes_away(fake_device, capsys):
+    FakeStream.die_after = 25
+    assert cli.main(["listen", "--quiet", "--jsonl", "-"]) == 1
+    captured = capsys.readouterr()
+    events = [json.loads(line) for line in captured.out.splitlines()]
+    final = [e for e in events if e["type"] == "stats" and e.get("final")]
+    assert len(final) == 1 and final[0]["capture"]["callbacks"] == 25
+    assert final[0]["capture"]["input_overflows"] == 1  # FakeStream flags block 2
+    assert "summary:" in captured.err  # --jsonl -: the human part goes to stderr
+    last = captured.err.strip().splitlines()[-1]
+    assert last.startswith("aim-edge listen: error: [1] fake mic (FakeAPI) stopped delivering")

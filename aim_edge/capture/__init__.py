@@ -8,7 +8,7 @@ imports sounddevice.
 Example
 -------
 >>> import aim_edge
->>> from aim_edge.capture import MicSource, list_input_devices
+>>> from aim_edge.capture import MicSource, format_devices, list_input_devices
 >>> from aim_edge.loop import Loop
 >>> print(format_devices(list_input_devices()))            # doctest: +SKIP
 >>> engine = aim_edge.Engine.from_bundle(None)                # doctest: +SKIP
