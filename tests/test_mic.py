@@ -506,6 +506,23 @@ def test_stalled_capture_thread_warns_and_counts(fake_sd):
     assert any("dropped at the capture ring" in n for n in mic.notes)
 
 
+def test_decoding_ring_drops_are_warned_live(fake_sd):
+    FakeStream.signal = np.ones(16000, np.float32) * 0.25
+    warnings: list[str] = []
+
+    class FullSink(CollectSink):  # a decoding ring that is full: every push drops 160
+        def push(self, samples, capture_ns=None):
+            super().push(samples, capture_ns)
+            return 160
+
+    mic = MicSource(settings=_settings(), poll_s=0.002, duration_s=0.5,
+                    on_warning=warnings.append)
+    mic.run(FullSink())
+    assert mic.decode_dropped >= 160
+    assert len(warnings) >= 1 and "dropped at the decoding ring" in warnings[0]
+    assert "dropped at the capture ring" not in warnings[0]
+
+
 def test_bad_mic_options_are_refused():
     for kw, needle in (({"on_device_lost": "ignore"}, "on_device_lost"),
                        ({"duration_s": 0}, "duration"),

@@ -446,7 +446,8 @@ class MicSource:
         self.started_at = 0.0
         self._stop = threading.Event()
         self._stopped_by_us = False
-        self._warned: tuple[int, int] = (0, 0)
+        self._warned: tuple[int, int, int] = (0, 0, 0)
+        self.decode_dropped = 0  # model-rate samples the decoding ring dropped (Stream.push)
         self._last_warn = 0.0
 
     # ------------------------------------------------------------------ control
@@ -490,6 +491,12 @@ class MicSource:
             raise DeviceError(f"could not open {s.describe()}: {exc}; check that no other"
                               " program holds it exclusively, or pick another with --device"
                               " (`aim-edge devices`)") from exc
+        def push(samples: np.ndarray, capture_ns: int | None) -> Any:
+            dropped = sink.push(samples, capture_ns)
+            if dropped:
+                self.decode_dropped += int(dropped)
+            return dropped
+
         ok = clean = False
         lost: str | None = None
         try:
@@ -499,7 +506,7 @@ class MicSource:
                 if self._stop.is_set() or sink.stop.is_set():
                     break
                 pushed_frames = pipe.frames
-                pipe.drain(sink.push)
+                pipe.drain(push)
                 self._maybe_warn(pipe)
                 if pipe.error is not None:
                     lost = f"the audio callback failed: {pipe.error!r}"
@@ -514,7 +521,7 @@ class MicSource:
         finally:
             ok = _close_stream(stream, timeout=self.close_timeout_s)
             if clean and not sink.stop.is_set():  # the loop is not aborting: hand on the rest
-                pipe.drain(sink.push, last=True)
+                pipe.drain(push, last=True)
             self._finish_notes(pipe, ok)
         if lost is not None:
             # PortAudio's state is unknown now (a dead JACK server makes Pa_Terminate assert):
@@ -541,7 +548,8 @@ class MicSource:
         return None
 
     def _maybe_warn(self, pipe: CapturePipe) -> None:
-        seen = (pipe.input_overflows, pipe.ring.stats().dropped_samples)
+        seen = (pipe.input_overflows, pipe.ring.stats().dropped_samples // pipe.ring_channels,
+                self.decode_dropped)
         if seen == self._warned:
             return
         now = time.perf_counter()
@@ -555,6 +563,10 @@ class MicSource:
         if seen[0]:
             parts.append(f"{seen[0]} PortAudio input overflow(s) (the driver lost audio"
                          " before the callback; try --latency high or a bigger --blocksize)")
+        if seen[2]:
+            parts.append(f"{seen[2]} samples ({seen[2] / self.model_rate:.2f} s) dropped at the"
+                         " decoding ring (decoding fell behind real time: a slower model or a"
+                         " busy CPU; the summary's per-stage latencies show where)")
         self.on_warning("microphone so far: " + "; ".join(parts))
 
     def _finish_notes(self, pipe: CapturePipe, closed: bool) -> None:
