@@ -177,7 +177,12 @@ def synthetic(config: tuple[int, int, str], seconds: float, rounds: int) -> dict
 
 # ----------------------------------------------------------------------------- live (JACK)
 
+_SHM = Path("/dev/shm")
+_SHM_BEFORE: set[str] = set()
+
+
 def _start_jackd(rate: int, period: int) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    _SHM_BEFORE.update(p.name for p in _SHM.glob("jack*"))
     name = f"aimedge-bench-{os.getpid()}"
     env = dict(os.environ, JACK_NO_START_SERVER="1", JACK_DEFAULT_SERVER=name)
     proc = subprocess.Popen(["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r",
@@ -198,8 +203,15 @@ def _stop_jackd(proc: subprocess.Popen[bytes], env: dict[str, str]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(5)
-    for p in Path("/dev/shm").glob(f"jack*{env['JACK_DEFAULT_SERVER']}*"):
-        p.unlink(missing_ok=True)
+    # this server's files; the shared registry too when this run created it and no jackd is
+    # left (PortAudio in this process has let go of JACK by now)
+    no_jackd = subprocess.run(["pgrep", "-x", "jackd"], capture_output=True).returncode != 0
+    for p in _SHM.glob("jack*"):
+        if env["JACK_DEFAULT_SERVER"] in p.name or (no_jackd and p.name not in _SHM_BEFORE):
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
 
 
 def live(seconds: float, rate: int = 16000) -> dict[str, Any]:
@@ -255,11 +267,14 @@ def live(seconds: float, rate: int = 16000) -> dict[str, Any]:
             a = out[f"aim_edge_{channels}ch_{dtype}"]["p50"]
             b = out[f"queue_copy_{channels}ch_{dtype}"]["p50"]
             out[f"ratio_p50_{channels}ch_{dtype}_peer_over_ours"] = round(b / a, 2)
-        sd._terminate()
-        os.environ.pop("JACK_DEFAULT_SERVER", None)
-        sd._initialize()
         return out
     finally:
+        # let PortAudio go of the server before it stops (Pa_Terminate asserts otherwise)
+        os.environ.pop("JACK_DEFAULT_SERVER", None)
+        if "sounddevice" in sys.modules:
+            sd = sys.modules["sounddevice"]
+            sd._terminate()
+            sd._initialize()
         _stop_jackd(proc, env)
 
 
