@@ -175,6 +175,9 @@ def test_settings_error_lists_every_rate_tried():
     for rate in (16000, 48000, 44100, 22050, 8000):
         assert f"{rate} Hz x 1 ch" in msg
     assert "--rate" in msg and "aim-edge devices" in msg
+    with pytest.raises(DeviceError) as err:
+        open_settings(DEVICES[1], check=check, devices=DEVICES)
+    assert "input devices:" in str(err.value) and "system" in str(err.value)
 
 
 @pytest.mark.parametrize("kw, needle", [

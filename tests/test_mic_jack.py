@@ -179,6 +179,10 @@ def test_bad_choices_fail_with_the_device_list(jack_server, capsys):
     assert cli.main(["listen", "--device", "usb mic"]) == 1
     err = capsys.readouterr().err
     assert "no input device name contains it" in err and "JACK Audio Connection Kit" in err
+    assert cli.main(["listen", "--rate", "44100"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot open for input at any rate tried" in err and "44100 Hz x 1 ch" in err
+    assert "input devices:" in err and "system" in err
 
 
 def test_16k_capture_is_bit_exact_complete_and_in_order(jack_server):

@@ -176,14 +176,16 @@ def _cmd_listen(args: argparse.Namespace) -> int:
     to_stdout = args.jsonl == "-"
     info_out = sys.stderr if to_stdout else sys.stdout
     device: int | str | None = args.device
-    chosen = select_device(list_input_devices(), device, args.host_api)
+    devices = list_input_devices()
+    chosen = select_device(devices, device, args.host_api)
     second_pass = cli._second_pass(args)
     engine = Engine.from_bundle(args.model, backend=args.backend, precision=args.precision,
                                 threads=args.threads, providers=args.providers,
                                 second_pass=second_pass)
     with engine:
         settings = open_settings(chosen, sample_rate=args.rate, channels=args.channels,
-                                 dtype=args.dtype, model_rate=engine.sample_rate)
+                                 dtype=args.dtype, model_rate=engine.sample_rate,
+                                 devices=devices)
         mic = MicSource(settings=settings, model_rate=engine.sample_rate,
                         blocksize=args.blocksize, latency=args.latency, ring_s=args.ring,
                         duration_s=args.duration, on_device_lost="end",

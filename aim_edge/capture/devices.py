@@ -244,14 +244,16 @@ def _portaudio_checker(index: int, rate: int, channels: int, dtype: str) -> None
 
 def open_settings(device: InputDevice, *, sample_rate: int | None = None,
                   channels: int | None = None, dtype: str = "float32",
-                  model_rate: int = 16000, check: Checker | None = None) -> OpenSettings:
+                  model_rate: int = 16000, check: Checker | None = None,
+                  devices: Sequence[InputDevice] = ()) -> OpenSettings:
     """The first rate / channel count the device accepts.
 
     Rates tried: ``sample_rate`` alone when given, else the model's rate (no resampling), the
     device's default rate, then :data:`SUPPORTED_RATES`. Channels: ``channels`` when given,
     else 1, 2 and the device's maximum (some devices only open in stereo; the capture mixes
     down). ``check(index, rate, channels, dtype)`` raises when a combination cannot open
-    (default: PortAudio's ``check_input_settings``).
+    (default: PortAudio's ``check_input_settings``). ``devices`` (all input devices) are
+    listed in the error, to choose another.
 
     Raises
     ------
@@ -292,7 +294,8 @@ def open_settings(device: InputDevice, *, sample_rate: int | None = None,
                 continue
             return OpenSettings(device, rate, ch, dtype)
     tried = "\n".join(f"    {f}" for f in failures)
+    listing = f"\n{_listing(devices)}" if devices else " (`aim-edge devices` lists them)"
     raise DeviceError(
         f"{device.describe()} cannot open for input at any rate tried ({dtype}):\n{tried}\n"
         "  try --rate HZ / --channels N with values the device supports, another --dtype,"
-        " or another device (`aim-edge devices` lists them)")
+        f" or another device{listing}")

@@ -426,9 +426,10 @@ class MicSource:
         if settings is None:
             from .devices import list_input_devices
 
-            chosen = select_device(list_input_devices(), device, host_api)
+            devices = list_input_devices()
+            chosen = select_device(devices, device, host_api)
             settings = open_settings(chosen, sample_rate=sample_rate, channels=channels,
-                                     dtype=dtype, model_rate=model_rate)
+                                     dtype=dtype, model_rate=model_rate, devices=devices)
         self.settings = settings
         self.model_rate = int(model_rate)
         self.blocksize = blocksize
