@@ -30,10 +30,10 @@ examples:
 """
 
 LISTEN_EPILOG = """\
-what happens: the PortAudio callback copies each block into a native ring (mono; multi-channel
-devices are mixed down there), the capture thread resamples to 16 kHz with soxr when the
-device runs at another rate (8, 22.05, 44.1, 48 kHz, ...), and the perceive / decide /
-respond threads turn it into captions and alerts, as in `aim-edge run --realtime`.
+what happens: the PortAudio callback only pushes each block into a native ring (a few
+microseconds); the capture thread mixes the channels down to mono and resamples to 16 kHz
+with soxr when the device runs at another rate (8, 22.05, 44.1, 48 kHz, ...); the perceive /
+decide / respond threads turn it into captions and alerts, as in `aim-edge run --realtime`.
 
 device choice: the default input unless --device / --host-api say otherwise; the rate is the
 first the device accepts of: --rate, 16000, its default rate, 48000, 44100, 22050, 8000.
