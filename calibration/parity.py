@@ -67,10 +67,18 @@ class ParityStream:
 
 
 def stream_outputs(step: StepFn, streams: Sequence[Any], chunk_frames: int,
-                   initial_state: Mapping[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+                   initial_state: Mapping[str, np.ndarray], *, progress: str | None = None
+                   ) -> list[dict[str, np.ndarray]]:
     """Run ``step`` over each stream with its state fed back; the heads stacked per stream
-    (``speak_logit`` (C, 1), ``event_logits`` (C, E), ``ctc_logprobs`` (C, n, V), ...)."""
+    (``speak_logit`` (C, 1), ``event_logits`` (C, E), ``ctc_logprobs`` (C, n, V), ...).
+    ``progress``: a tqdm bar with this label (tqdm is in the export extra)."""
     results = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=sum(s.n_chunks for s in streams), desc=progress, unit="chunk",
+                   leave=False)
     for s in streams:
         chunks, instr = stream_chunks(s, chunk_frames)
         heads: dict[str, list[np.ndarray]] = {k: [] for k in HEADS}
@@ -78,6 +86,8 @@ def stream_outputs(step: StepFn, streams: Sequence[Any], chunk_frames: int,
 
         def run(feeds, _heads=heads):
             out = step(feeds)
+            if bar is not None:
+                bar.update(1)
             for k in HEADS:
                 _heads[k].append(np.asarray(out[k])[0])
             return out
@@ -85,6 +95,8 @@ def stream_outputs(step: StepFn, streams: Sequence[Any], chunk_frames: int,
         for _ in iter_step_inputs(run, chunks, instr, state):
             pass
         results.append({k: np.stack(v) if v else np.zeros((0,)) for k, v in heads.items()})
+    if bar is not None:
+        bar.close()
     return results
 
 

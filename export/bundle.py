@@ -400,8 +400,15 @@ def build_bundle(model: AimModel, out: str | Path, *, formats: Sequence[str] = D
     init = {k: v.numpy() for k, v in model.initial_state(1).items()}
     ev_thr = [float(thresholds["events"].get(e, 0.5)) for e in cfg.events]
     say = print if progress else (lambda *a, **k: None)
-    say(f"reference: fp32 torch streaming over {sum(s.n_chunks for s in streams)} chunks")
-    reference = stream_outputs(torch_step(model), streams, cfg.chunk_frames, init)
+    label = (lambda text: text) if progress else (lambda text: None)
+    # one thread: per-chunk steps are tiny, and a second thread only spins (DESIGN.md)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        reference = stream_outputs(torch_step(model), streams, cfg.chunk_frames, init,
+                                   progress=label("fp32 torch reference"))
+    finally:
+        torch.set_num_threads(threads)
 
     facts = {"aim_edge.schema_version": SCHEMA_VERSION, "aim_edge.bundle_name": name,
              "aim_edge.features": features.to_dict(), "aim_edge.thresholds": {
@@ -414,7 +421,8 @@ def build_bundle(model: AimModel, out: str | Path, *, formats: Sequence[str] = D
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         fp32 = out / STEP_FORMATS["onnx-fp32"][0] if "onnx-fp32" in formats else tmp / "fp32.onnx"
-        export_step_onnx(model, fp32, {**facts, "aim_edge.precision": "fp32"})
+        if any(f.startswith("onnx") for f in step_formats):  # every ONNX precision starts here
+            export_step_onnx(model, fp32, {**facts, "aim_edge.precision": "fp32"})
         if "onnx-fp32" in formats:
             files["onnx-fp32"] = fp32
         if "onnx-fp16" in formats:
@@ -450,8 +458,8 @@ def build_bundle(model: AimModel, out: str | Path, *, formats: Sequence[str] = D
         path = files[key]
         _, fmt, precision = STEP_FORMATS[key]
         step = onnx_step(str(path)) if fmt == "onnx" else tflite_step(path)
-        say(f"parity: {path.name}")
-        cand = stream_outputs(step, streams, cfg.chunk_frames, init)
+        cand = stream_outputs(step, streams, cfg.chunk_frames, init,
+                              progress=label(f"parity {path.name}"))
         par = compare(reference, cand, speak_threshold=thresholds["speak_now"],
                       event_thresholds=ev_thr, streams=streams, vocab=cfg.vocab,
                       enc_chunk=cfg.enc_chunk)
@@ -585,6 +593,9 @@ TFLite formats need `make tflite-env`; instruction-minilm needs `make minilm-env
     par.add_argument("--max-f1-delta", type=float, default=DEFAULT_GATE["proactive_f1_delta"],
                      help="maximum proactive F1 drop (default %(default)s)")
     parser.add_argument("--name", help="bundle name (default: from the checkpoint)")
+    parser.add_argument("--provenance", type=Path,
+                        help="JSON object merged into manifest provenance (training data, "
+                        "teacher, licences; e.g. export/checkpoints/student-v0.1.provenance.json)")
     parser.add_argument("--tflite-python", type=Path, default=None,
                         help="Python of the litert-torch environment (default "
                         ".venv-tflite/bin/python or $AIM_EDGE_TFLITE_PYTHON)")
@@ -608,6 +619,12 @@ TFLite formats need `make tflite-env`; instruction-minilm needs `make minilm-env
         name, prov = str(meta.get("name", args.checkpoint.stem)), dict(meta.get("provenance", {}))
         prov["checkpoint"] = {"file": args.checkpoint.name,
                               "sha256": sha256_file(args.checkpoint)}
+    if args.provenance:
+        extra = json.loads(args.provenance.read_text())
+        if not isinstance(extra, dict):
+            print(f"--provenance {args.provenance}: expected a JSON object", file=sys.stderr)
+            return 2
+        prov = {**extra, **prov}
     trained_with = args.instruction_encoder or meta.get("instruction_encoder", ENCODER_HASHED)
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     min_agree = args.min_agreement
