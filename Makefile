@@ -139,5 +139,6 @@ BUNDLE_NAME ?= aim-edge default student v0.1 (4.2M params, INT8)
 bundle: install-test tflite-env
 	$(PY) -m export.bundle --checkpoint $(CHECKPOINT) --out $(BUNDLE_OUT) \
 	  --name '$(BUNDLE_NAME)' --formats onnx-int8,tflite-int8 \
+	  --provenance $(basename $(CHECKPOINT)).provenance.json \
 	  --calibrate-on $(AIM_DATA)/dev-full.npz --target-fa-per-hour 1 \
 	  --test-on $(AIM_DATA)/test.npz --parity-data $(AIM_DATA)/test.npz --parity-chunks 3000

@@ -7,8 +7,9 @@ inference thread, the same session options the loop uses) and stepped over a det
 log-mel-like stream with its state fed back, as in a live run. Reported per artifact: median,
 p95, p99 and max milliseconds per 160 ms chunk, real-time factor, file size; and, as the
 comparison inside the run, each artifact's median relative to the bundle's fp32 artifact (the
-peer) where the bundle has one. Backends that are not installed are listed with their install
-hint instead of silently skipped. Results: ``benchmarks/results/models.json``.
+peer) where the bundle has one, and each non-onnxruntime row relative to onnxruntime on the
+same precision (the cross-backend peer). Backends that are not installed are listed with
+their install hint instead of silently skipped. Results: ``benchmarks/results/models.json``.
 """
 
 from __future__ import annotations
@@ -91,6 +92,12 @@ def run(models: Sequence[str | None], chunks: int, warmup: int) -> dict[str, Any
                          and r["precision"] == "fp32"), None)
             row["fp32_median_over_this"] = (peer["median_ms"] / row["median_ms"]
                                             if peer else None)
+            # across backends: the same precision under onnxruntime is the named peer
+            ort_peer = next((r for r in rows if r["backend"] == "onnxruntime"
+                             and r["precision"] == row["precision"]), None)
+            row["onnxruntime_median_over_this"] = (
+                ort_peer["median_ms"] / row["median_ms"]
+                if ort_peer and row["backend"] != "onnxruntime" else None)
         report["bundles"].append({"bundle": bundle.name, "path": str(path), "rows": rows})
     return report
 
@@ -99,13 +106,17 @@ def format_table(report: dict[str, Any]) -> str:
     lines = []
     for b in report["bundles"]:
         lines.append(f"\n{b['bundle']}")
-        lines.append(f"  {'backend':<12} {'precision':<13} {'MB':>6} {'p50 ms':>8} {'p95':>7} "
-                     f"{'p99':>7} {'max':>7} {'RTF':>7} {'fp32/this':>9}")
+        lines.append(f"  {'backend':<12} {'file':<20} {'precision':<13} {'MB':>6} {'p50 ms':>8} "
+                     f"{'p95':>7} {'p99':>7} {'max':>7} {'RTF':>7} {'fp32/this':>9} "
+                     f"{'ort/this':>8}")
         for r in b["rows"]:
             ratio = f"{r['fp32_median_over_this']:.2f}x" if r["fp32_median_over_this"] else "-"
-            lines.append(f"  {r['backend']:<12} {r['precision']:<13} {r['size_mb']:6.2f} "
-                         f"{r['median_ms']:8.2f} {r['p95_ms']:7.2f} {r['p99_ms']:7.2f} "
-                         f"{r['max_ms']:7.2f} {r['rtf']:7.4f} {ratio:>9}")
+            ort = r.get("onnxruntime_median_over_this")
+            ort_s = f"{ort:.2f}x" if ort else "-"
+            lines.append(f"  {r['backend']:<12} {r['file']:<20} {r['precision']:<13} "
+                         f"{r['size_mb']:6.2f} {r['median_ms']:8.2f} {r['p95_ms']:7.2f} "
+                         f"{r['p99_ms']:7.2f} {r['max_ms']:7.2f} {r['rtf']:7.4f} {ratio:>9} "
+                         f"{ort_s:>8}")
     for name, hint in report["unavailable"].items():
         lines.append(f"  {name}: not installed ({hint})")
     lines.append(f"target: <= {TARGET_MS} ms per 160 ms chunk at p50 for the default INT8 artifact")

@@ -28,9 +28,19 @@ def test_bench_models_quick_on_the_small_bundle(runtime_small_bundle, tmp_path):
     assert missing == set(report["unavailable"])
 
 
-def test_bench_models_default_bundle_int8_only(tmp_path):
+def test_bench_models_default_bundle_every_installed_backend(tmp_path):
+    from aim_edge.backends import available_backends
+
     out = tmp_path / "m.json"
     assert bench_models.main(["--quick", "--out", str(out)]) == 0
     rows = json.loads(out.read_text())["bundles"][0]["rows"]
-    assert [r["precision"] for r in rows] == ["int8-dynamic"]
+    have = available_backends()
+    want = [("onnxruntime", "model.int8.onnx")]
+    if have["litert"] is not None:
+        want.append(("litert", "model.int8.tflite"))
+    assert [(r["backend"], r["file"]) for r in rows] == want
+    assert all(r["precision"] == "int8-dynamic" for r in rows)
     assert rows[0]["fp32_median_over_this"] is None  # no fp32 peer shipped in the default
+    assert rows[0]["onnxruntime_median_over_this"] is None  # onnxruntime is the peer itself
+    for r in rows[1:]:  # other backends are compared with onnxruntime on the same precision
+        assert r["onnxruntime_median_over_this"] == rows[0]["median_ms"] / r["median_ms"]
