@@ -62,6 +62,17 @@ def test_harness_on_a_tiny_generated_split_writes_both_tables(tmp_path, capsys):
         assert heading in md
 
 
+def test_generated_scenes_load_at_the_training_scale(tmp_path):
+    # PCM16 WAVs must arrive in [-1, 1]: int16-scaled floats shift every log-mel by 20.79
+    from benchmarks.eval.sets import load_generated
+
+    _tiny_split(tmp_path)
+    (scene,) = load_generated(tmp_path)
+    assert scene.samples.dtype == np.float32
+    assert 0.25 < float(np.max(np.abs(scene.samples))) < 0.35
+    assert scene.duration == pytest.approx(6.0)
+
+
 def test_harness_names_a_missing_data_folder(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--set", "test", "--data", str(tmp_path / "nope"), "--no-peers"])

@@ -68,7 +68,7 @@ def no_response_of(responses: Sequence[dict[str, Any]], duration: float) -> list
 # ------------------------------------------------------------------------- generated split
 def load_generated(folder: Path, limit: int = 0) -> list[Scene]:
     """Scenes of a folder written by ``python -m export.data build`` (all ``*.jsonl``)."""
-    from aim_edge.audio import read_wav
+    from aim_edge.audio import as_float32, mix_down, read_wav
 
     manifests = sorted(Path(folder).rglob("*.jsonl"))
     if not manifests:
@@ -85,6 +85,11 @@ def load_generated(folder: Path, limit: int = 0) -> list[Scene]:
             rate, samples = read_wav(manifest.parent / r["audio"])
             if rate != SR:
                 raise ValueError(f"{r['audio']}: {rate} Hz, the generator writes {SR} Hz")
+            if samples.ndim > 1:
+                samples, _ = mix_down(samples, what=r["audio"])
+            # int16 PCM -> [-1, 1]: the scale the models were trained on (int16-scaled floats
+            # would shift every log-mel by 2 ln 32768 = 20.79)
+            samples = as_float32(samples, what=r["audio"])
             scenes.append(Scene(r["id"], np.ascontiguousarray(samples, np.float32),
                                 r["speech"], r["events"], r["instructions"], r["responses"],
                                 r["no_response"], source=str(folder)))
