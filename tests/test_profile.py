@@ -99,15 +99,18 @@ def test_thread_cpu_sees_this_thread():
 
 
 def test_cpu_load_runs_and_is_killed():
+    import time
+
+    from aim_edge.profile.measure import _proc_cpu_s
+
     with CpuLoad(1) as load:
         pid = load.pids[0]
-        import time
-
-        time.sleep(0.6)
-    assert load.cpu_s[0] is not None and load.cpu_s[0] > 0.1
-    assert load.procs[0].returncode is not None  # reaped
-    assert not Path(f"/proc/{pid}").exists() or \
-        Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] == "Z"
+        deadline = time.monotonic() + 20.0  # a busy shared machine may start it late
+        while (_proc_cpu_s(pid) or 0.0) < 0.05 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert load.cpu_s[0] is not None and load.cpu_s[0] >= 0.05  # it really spun
+    assert load.procs[0].returncode is not None  # killed and reaped
+    assert not Path(f"/proc/{pid}").exists()
 
 
 def test_verdict_fails_on_budget_and_on_drops(fast_result):
@@ -231,3 +234,13 @@ def test_cli_bad_input_is_a_clear_error(tmp_path, capsys):
             cli.main(["profile", DEMO, *bad])
         assert exc.value.code == 2
         assert bad[1] in capsys.readouterr().err
+
+
+def test_importing_the_profiler_loads_no_plotting_or_inference_library():
+    code = ("import sys, aim_edge.profile, aim_edge.profile.cli, aim_edge.profile.report\n"
+            "print(','.join(m for m in ('matplotlib', 'onnxruntime', 'torch', 'librosa')"
+            " if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""

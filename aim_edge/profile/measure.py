@@ -236,6 +236,7 @@ def measure(spec: RunSpec, *, import_ms: float | None = None) -> dict[str, Any]:
 
     source = LoopedWavSource(spec.input, spec.seconds)  # checks the file before loading
     rss_reset = _reset_peak_rss()
+    tasks_before_load = set(thread_cpu())
     cpu0 = _process_cpu_s()
     t0 = time.perf_counter_ns()
     engine = Engine.from_bundle(spec.model, backend=spec.backend, precision=spec.precision,
@@ -271,7 +272,12 @@ def measure(spec: RunSpec, *, import_ms: float | None = None) -> dict[str, Any]:
         if tid in loop_tids:
             continue
         s0 = tasks0.get(tid, (name, 0.0))[1]
-        label = "main" if tid == os.getpid() else name
+        if tid == os.getpid():
+            label = "main"
+        elif tid not in tasks_before_load:  # started by the backend (e.g. onnxruntime's pool)
+            label = f"backend pool ({name})"
+        else:
+            label = name
         others.append({"tid": tid, "name": label, "cpu_s": round(s1 - s0, 3)})
 
     audio_s = float(summary["audio_s"])

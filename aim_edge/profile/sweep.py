@@ -195,7 +195,7 @@ def verdict(rows: list[dict[str, Any]], budget_ms: float) -> dict[str, Any]:
 
 
 def _label(r: dict[str, Any]) -> str:
-    return f"{r['backend']}/{r['precision']}/x{r['threads']}"
+    return f"{r['backend']}/{r['precision'] or '-'}/x{r['threads']}"
 
 
 def _f(v: Any, nd: int = 2) -> str:
@@ -211,7 +211,7 @@ def table_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
     """The sweep table as strings (one list per row, :data:`TABLE_COLUMNS`)."""
     out = []
     for r in rows:
-        head = [r["backend"], str(r["precision"]), str(r["threads"])]
+        head = [r["backend"], r["precision"] or "-", str(r["threads"])]
         if r["status"] != "measured":
             out.append(head + [f"{r['status']}: {r['message']}"])
             continue
