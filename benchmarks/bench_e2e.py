@@ -225,7 +225,13 @@ def _summarise(name: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
     for p in parts:
         for k, v in p["thread_cpu_s"].items():
             threads[k] = round(threads.get(k, 0.0) + v, 3)
+    e2e = stages["end_to_end"]
+    k = max(1, int(np.ceil(e2e.size * 0.01)))
+    worst = np.argsort(e2e)[-k:]
+    tail = {s: round(float(stages[s][worst].mean()), 3) for s in STAGES[:-1]}
     return {"pipeline": name, "audio_s": round(audio, 3),
+            "tail_slowest_1pct": {"chunks": k, "from_ms": round(float(e2e[worst].min()), 3),
+                                  "mean_ms": tail, "dominant": max(tail, key=tail.get)},
             "wall_s": round(sum(p["wall_s"] for p in parts), 3),
             "chunks": int(sum(p["chunks"] for p in parts)),
             "stages_ms": {s: _pct(v) for s, v in stages.items()},
@@ -302,6 +308,10 @@ def format_scenario(sc: dict[str, Any]) -> str:
         lines.append(f"  {key:<9} CPU {p['cpu_s_per_audio_s']:.4f} s per audio s; threads "
                      + ", ".join(f"{k} {v:.2f}" for k, v in p["thread_cpu_s"].items())
                      + f"; dropped {p['dropped_samples']} samples; {p['chunks']} chunks")
+        t = p["tail_slowest_1pct"]
+        lines.append(f"  {key:<9} tail: slowest {t['chunks']} chunks (>= {t['from_ms']:.1f} ms)"
+                     " mean ms " + ", ".join(f"{k} {v:.1f}" for k, v in t["mean_ms"].items())
+                     + f"; dominated by {t['dominant']}")
     r = sc["naive_over_aim_edge"]
     lines.append(f"  naive / aim_edge: end to end p50 {r['end_to_end_p50']}x, p99"
                  f" {r['end_to_end_p99']}x; ring to model p50 {r['ring_to_model_p50']}x; CPU"

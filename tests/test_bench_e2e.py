@@ -33,6 +33,10 @@ def test_bench_e2e_quick_compares_both_pipelines(tmp_path, capsys):
         assert e2e["p50"] >= p["stages_ms"]["model"]["p50"]
         assert p["cpu_s"] > 0 and p["dropped_samples"] == 0
     assert set(sc["naive"]["thread_cpu_s"]) == {"source", "worker"}
+    for key in ("aim_edge", "naive"):
+        t = sc[key]["tail_slowest_1pct"]
+        assert t["chunks"] == 1 and t["from_ms"] == sc[key]["stages_ms"]["end_to_end"]["max"]
+        assert t["dominant"] in bench_e2e.STAGES and t["mean_ms"][t["dominant"]] > 0
     ratio = sc["naive_over_aim_edge"]["end_to_end_p50"]
     a, b = sc["aim_edge"]["stages_ms"]["end_to_end"]["p50"], \
         sc["naive"]["stages_ms"]["end_to_end"]["p50"]
