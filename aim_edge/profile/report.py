@@ -73,7 +73,7 @@ def environment() -> dict[str, Any]:
     except OSError:
         pass
     try:
-        env["loadavg_1m"] = os.getloadavg()[0]
+        env["loadavg_1m"] = round(os.getloadavg()[0], 2)
     except OSError:
         pass
     return env
