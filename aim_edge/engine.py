@@ -275,6 +275,8 @@ class Engine:
             "algorithmic_latency_ms": b.algorithmic_latency_ms,
             "instruction_encoder": self.encoder.kind, "instruction_note": self.encoder.note,
             "events": [e.name for e in b.events], "safety": list(b.safety_events),
+            "second_pass": type(self.second_pass).__name__ if self.second_pass else None,
+            "endpoints": self.endpoints,
         }
 
     # ------------------------------------------------------------------ instructions / worker

@@ -123,13 +123,16 @@ class VadEndpointer:
     threshold : speech starts at ``p >= threshold``; it may end below ``threshold - 0.15``.
     min_silence_s : the silence that ends an utterance.
     min_speech_s : shorter segments are dropped.
-    pad_s : added before the start and after the end of each segment.
+    pad_s : added before the start and after the end of each segment. 0.3 s (silero's own
+        default is 0.03 s): Whisper needs silence around a short word -- on 40 real spoken
+        digits WER fell from 60 % (pad 0.1) to 45 % (0.3), 47.5 % at 0.5; on 30 asterisk
+        prompts it went from 7.1 % to 8.8 % (2 words of 113).
     max_speech_s : a longer utterance is cut (Whisper transcribes at most 30 s).
     vad : a :class:`SileroVad` (default: a new one from the wheel).
     """
 
     def __init__(self, *, threshold: float = 0.5, min_silence_s: float = 0.3,
-                 min_speech_s: float = 0.25, pad_s: float = 0.1, max_speech_s: float = 28.0,
+                 min_speech_s: float = 0.25, pad_s: float = 0.3, max_speech_s: float = 28.0,
                  vad: Any = None) -> None:
         for name, value, lo in (("threshold", threshold, 0.15), ("min_silence_s", min_silence_s,
                                                                    0.0),

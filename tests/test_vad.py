@@ -61,7 +61,7 @@ def test_endpoints_bracket_each_real_utterance(speech_stream):
     from aim_edge.vad import VadEndpointer
 
     x, spans, _ = speech_stream
-    ep = VadEndpointer()
+    ep = VadEndpointer(pad_s=0.1)
     segs = []
     for i in range(0, x.size, 2560):  # one 160 ms chunk at a time
         segs += ep.accept(x[i:i + 2560])
@@ -73,6 +73,12 @@ def test_endpoints_bracket_each_real_utterance(speech_stream):
         # the clips carry a little silence of their own: allow 0.4 s inside, 0.2 s outside
         assert a - 0.2 <= seg.start_s <= a + 0.4 and b - 0.4 <= seg.end_s <= b + 0.2
         assert seg.end_s < seg.decided_s <= seg.end_s + 0.5  # known soon after the end
+    # the default pads 0.3 s on each side (Whisper wants silence around short words)
+    ep = VadEndpointer()
+    wide = ep.accept(x) + ep.finish()
+    for seg, w in zip(segs, wide, strict=True):
+        assert abs((seg.start_s - w.start_s) - 0.2) < 1e-6
+        assert abs((w.end_s - seg.end_s) - 0.2) < 1e-6
 
 
 def test_endpointer_options_are_checked():
