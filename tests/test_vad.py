@@ -157,3 +157,17 @@ def test_run_with_silero_endpoints_captions_real_speech(speech_stream, whisper_e
     from export.whisper.speech import wer
 
     assert wer([c.text for c in clips], [e["text"] for e in finals]) <= 0.2
+
+
+def test_vad_never_imports_torch_or_the_silero_package():
+    _require_silero()
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\nfrom aim_edge.vad import VadEndpointer\n"
+            "ep = VadEndpointer()\nep.accept(np.zeros(16000, np.float32))\n"
+            "print(sorted(m for m in ('torch', 'silero_vad') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
