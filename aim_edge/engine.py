@@ -446,6 +446,9 @@ class Stream:
         self._embedding = np.zeros(b.instruction_dim, np.float32)
         self._instruction = ""
         self.policy = self.engine.new_policy()
+        # with a second pass, "hey aim ..." is read from its text, not the student's draft
+        self.policy.defer_wake = self.engine.second_pass is not None
+        self._spoken: list[str] = []
         self._history: collections.deque[tuple[int, np.ndarray]] = collections.deque()
         self._history_len = 0
         self._vad: Any = None
@@ -743,6 +746,8 @@ class Stream:
         for text in requests:
             self.set_instruction(text, source="spoken", wait=False)
         events.extend(self._collect_finals(block=False))
+        while self._spoken:
+            self.set_instruction(self._spoken.pop(0), source="spoken", wait=False)
         self._last_info = work.info
         timing.t_decision = _now()
         return events
@@ -768,6 +773,10 @@ class Stream:
                 self.set_instruction(text, source="spoken", wait=True)
             events.extend(self._apply_instructions(t))
         events.extend(self._collect_finals(block=True))
+        if self._spoken:
+            while self._spoken:
+                self.set_instruction(self._spoken.pop(0), source="spoken", wait=True)
+            events.extend(self._apply_instructions(t))
         return events
 
     def _route_finals(self, events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -816,6 +825,8 @@ class Stream:
             ev = dict(ev, draft=ev["text"], text=str(text).strip(), second_pass=True,
                       _ref_ns=t0)
             out.append(ev)
+            for answer in self.policy.addressed(ev["text"], ev["t"], self._spoken):
+                out.append(dict(answer, _ref_ns=t0))
         return out
 
     def emit(self, events: list[dict[str, Any]], work: _Work | None,

@@ -245,6 +245,8 @@ class DecisionPolicy:
         self.never_target = frozenset({"other_sound"})
         self.aliases = dict(aliases or {})
         self.answerer = answerer
+        #: leave wake-phrase handling of final captions to the caller (a second pass runs)
+        self.defer_wake = False
         h = self.config.hysteresis if hysteresis is None else float(hysteresis)
         self.on = np.array([float(event_thresholds[e]) for e in self.events], np.float64)
         self.off = np.maximum(self.on - h, 0.01)
@@ -463,19 +465,33 @@ class DecisionPolicy:
         return [{"type": "alert", "t": t, "label": label, "score": float(score),
                  "start_s": float(min(start_s, t)), "safety": False, "source": source}]
 
-    def _finalise(self, t: float, chunk: ChunkInfo | None, requests: list[str]
-                  ) -> list[dict[str, Any]]:
-        out = [self._caption(t, True, chunk)]
-        text = out[0]["text"]
+    def addressed(self, text: str, t: float, requests: list[str], *,
+                  answered: bool = False) -> list[dict[str, Any]]:
+        """A final caption's text that starts with a wake phrase: an instruction (appended to
+        ``requests`` and acknowledged) or a question (answered). Returns the answer events.
+
+        Called by :meth:`_finalise` on the streaming model's text, or -- when a second pass
+        rewrites final captions (``defer_wake``) -- by the stream on the second pass's text,
+        which is what a real voice said.
+        """
+        out: list[dict[str, Any]] = []
         rest = strip_wake_phrase(text, self.config.wake_phrases)
         if rest:
             meaning = self.parse(rest)
             if meaning.intent != "none" and self.config.spoken_instructions:
                 requests.append(rest)
-                if not self.answered_utterance:
+                if not answered:
                     out.append(self._answer(t, "acknowledge", rest, 1.0, "wake_phrase"))
-            elif not self.answered_utterance:
+            elif not answered:
                 out.append(self._answer(t, "answer", rest, 1.0, "wake_phrase"))
+        return out
+
+    def _finalise(self, t: float, chunk: ChunkInfo | None, requests: list[str]
+                  ) -> list[dict[str, Any]]:
+        out = [self._caption(t, True, chunk)]
+        if not self.defer_wake:
+            out.extend(self.addressed(out[0]["text"], t, requests,
+                                      answered=self.answered_utterance))
         self.captions.new_utterance()
         self.partial_text = ""
         self.answered_utterance = False

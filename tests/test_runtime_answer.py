@@ -106,3 +106,41 @@ def test_a_plain_callable_still_replaces_the_engine(runtime_fake_bundle):
 
     events = run(runtime_fake_bundle, script, 30, answerer=lambda q: f"echo {q}")
     assert [e["text"] for e in events if e["type"] == "answer"] == ["echo what was that sound"]
+
+
+class _Whisper:
+    """A second pass that 'hears' fixed texts, one per utterance."""
+
+    def __init__(self, *texts):
+        self.texts = list(texts)
+
+    def transcribe(self, samples):
+        return self.texts.pop(0)
+
+
+def test_with_a_second_pass_the_wake_phrase_is_read_from_its_text(runtime_fake_bundle):
+    # the student's draft is garbage (as on real voices); Whisper heard the question
+    first = spoken_after(15, "hx aem wat wos")
+    second = spoken_after(40, "hey aim blah")
+
+    def script(i, feeds):
+        out = {"events": {"doorbell": 0.9}} if 3 <= i < 8 else {}
+        for f in (first, second):
+            if f(i):
+                out["ctc"] = f(i)
+        return out
+
+    events = run(runtime_fake_bundle, script, 70,
+                 second_pass=_Whisper("Hey Aim, what was that sound?",
+                                      "Hey aim, tell me if the kettle whistles."))
+    finals = [e for e in events if e["type"] == "caption" and e["final"]]
+    assert [e["text"] for e in finals] == ["Hey Aim, what was that sound?",
+                                           "Hey aim, tell me if the kettle whistles."]
+    answers = [e for e in events if e["type"] == "answer"]
+    # one answer per utterance, from Whisper's text; none from the student's "hey aim blah"
+    assert [(a["intent"], a["question"]) for a in answers] == [
+        ("answer", "what was that sound"), ("acknowledge", "tell me if the kettle whistles")]
+    assert answers[0]["text"].startswith("That sounded like a doorbell")
+    instr = [e for e in events if e["type"] == "instruction"]
+    assert [(e["source"], e["meaning"]["target_labels"]) for e in instr] == [
+        ("spoken", ["kettle_whistle"])]
