@@ -44,9 +44,11 @@ already answered during that utterance. Answer text comes from an ``answerer``: 
 ``answer(question, context)`` (the engine's default is :class:`aim_edge.answer.StateAnswerer`,
 which replies from what the stream perceived: the last sound, the last caption, recent alerts,
 the time) or a plain ``question -> str`` callable; without one it is ``""``. Acknowledgements
-are ``"Okay."`` unless a plain callable is given. The policy keeps the answerer's context
-(:attr:`DecisionPolicy.context`: recent sound activations, alerts; the stream adds final
-captions).
+are ``"Okay."`` unless a plain callable is given. When a second pass rewrites final captions
+(``defer_wake``), the wake phrase is looked for in the second pass's text instead of the
+student's draft (:meth:`DecisionPolicy.addressed`, called by the stream). The policy keeps the
+answerer's context (:attr:`DecisionPolicy.context`: recent sound activations, alerts; the
+stream adds final captions).
 
 Captions: greedy CTC decoding (argmax per encoder frame, repeats collapsed across chunk
 boundaries, blanks dropped). The current utterance is emitted as a *partial* caption whenever
