@@ -149,5 +149,49 @@ def captions(streams, outs, vocab: Sequence[str], enc_chunk: int) -> dict[str, f
             for kw in seg.get("keywords") or []:
                 kw_total += 1
                 kw_hits += kw.lower() in hyp.split()
-    return {"cer": errors / max(1, chars), "reference_chars": chars,
-            "keyword_recall_in_greedy_text": kw_hits / max(1, kw_total), "keywords": kw_total}
+    out = {"cer": errors / max(1, chars), "reference_chars": chars,
+           "keyword_recall_in_greedy_text": kw_hits / max(1, kw_total), "keywords": kw_total}
+    if outs and "ctc_logprobs" in outs[0]:
+        out.update(keyword_spotting(streams, outs, vocab, enc_chunk))
+    return out
+
+
+def keyword_spotting(streams, outs, vocab: Sequence[str], enc_chunk: int,
+                     threshold: float | None = None) -> dict[str, float]:
+    """The runtime's CTC keyword spotter (:mod:`aim_edge.kws`) on the instruction keywords.
+
+    Recall: segments whose transcript holds a watched keyword, the spotter run over that
+    segment alone. False accepts: every *other* speech segment of the same stream, spotted for
+    the stream's keywords that its transcript does not contain; per keyword-hour of speech.
+    """
+    from aim_edge.kws import DEFAULT_KWS_THRESHOLD, CtcKeywordSpotter
+
+    thr = DEFAULT_KWS_THRESHOLD if threshold is None else threshold
+    alphabet = set(vocab[1:])
+    hits = total = fas = 0
+    kw_hours = 0.0
+    ec = enc_chunk
+    for s, o in zip(streams, outs, strict=True):
+        lp = o["ctc_logprobs"]
+        segs = s.record["speech"]
+        stream_kws = sorted({k.lower() for seg in segs for k in seg.get("keywords") or []
+                             if set(k.lower()) <= alphabet and len(k) >= 2})
+        for seg in segs:
+            c0 = int(seg["start"] / CHUNK_S)
+            c1 = min(s.n_chunks, int(np.ceil((seg["end"] + 0.3) / CHUNK_S)))
+            words = set(normalise(seg.get("transcript") or "", vocab).split())
+            present = [k for k in stream_kws if k in words]
+            absent = [k for k in stream_kws if k not in words]
+            for kw in seg.get("keywords") or []:
+                kw = kw.lower()
+                if kw in stream_kws:
+                    total += 1
+                    hits += bool(CtcKeywordSpotter(vocab, [kw], threshold=thr)
+                                 .accept(lp[c0 * ec:c1 * ec]))
+            if absent and not present:
+                fired = CtcKeywordSpotter(vocab, absent, threshold=thr).accept(lp[c0 * ec:c1 * ec])
+                fas += len({h.keyword for h in fired})
+                kw_hours += len(absent) * (c1 - c0) * CHUNK_S / 3600
+    return {"kws_threshold": thr, "kws_recall": hits / max(1, total), "kws_keywords": total,
+            "kws_false_accepts": fas, "kws_false_accepts_per_keyword_hour":
+            fas / kw_hours if kw_hours else 0.0}

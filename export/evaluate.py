@@ -57,6 +57,7 @@ def run_model(model: AimModel, streams: list[StreamTargets], threads: int = 2
                 "events": torch.sigmoid(o["event_logits"][0]).numpy(),
                 "intent": o["intent_logits"][0].argmax(-1).numpy(),
                 "ctc": o["ctc_logprobs"][0].argmax(-1).numpy(),
+                "ctc_logprobs": o["ctc_logprobs"][0].numpy(),  # for the keyword spotter
             })
     return outs
 

@@ -117,3 +117,24 @@ def test_the_policy_spots_a_keyword_the_greedy_caption_misses(runtime_fake_bundl
 
 def test_kws_threshold_zero_turns_the_spotter_off(runtime_fake_bundle):
     assert not [e for e in _run_policy(runtime_fake_bundle, 0.0) if e["type"] == "alert"]
+
+
+def test_evaluation_counts_spotted_keywords_and_false_accepts():
+    from types import SimpleNamespace
+
+    from calibration.metrics import keyword_spotting
+
+    n_chunks, ec = 40, 4
+    lp = np.full((n_chunks * ec, len(VOCAB)), np.log(1e-4))
+    lp[:, 0] = 0.0
+    lp[4 * ec:4 * ec + 5] = _frames([("t", .9), ("e", .9), ("a", .9), ("_", 0), ("_", 0)])
+    # a segment without the keyword whose letters still go by: one false accept
+    lp[24 * ec:24 * ec + 3] = _frames([("t", .8), ("e", .8), ("a", .8)])
+    speech = [{"start": 0.6, "end": 1.2, "transcript": "tea is ready", "keywords": ["tea"]},
+              {"start": 2.2, "end": 2.8, "transcript": "hello there"},
+              {"start": 3.8, "end": 4.4, "transcript": "the end"}]
+    stream = SimpleNamespace(record={"speech": speech}, n_chunks=n_chunks)
+    r = keyword_spotting([stream], [{"ctc_logprobs": lp}], VOCAB, ec, threshold=0.5)
+    assert (r["kws_recall"], r["kws_keywords"], r["kws_false_accepts"]) == (1.0, 1, 1)
+    hours = 2 * 7 * 0.16 / 3600  # two segments of 7 chunks (to end + 0.3 s, rounded up) x 1 kw
+    assert r["kws_false_accepts_per_keyword_hour"] == pytest.approx(1 / hours)
