@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import __version__
+from ._argtypes import positive_int
 from .errors import AimEdgeError
 
 EPILOG = """\
@@ -320,16 +321,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aim-edge",
@@ -373,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--precision", default=None,
                      choices=["fp32", "fp16", "int8-dynamic", "int8-static"],
                      help="artifact precision (default: the smallest the backend runs)")
-    run.add_argument("--threads", type=_positive_int, default=1,
+    run.add_argument("--threads", type=positive_int, default=1,
                      help="inference threads (default 1: leave a core for audio and features)")
     run.add_argument("--providers", default=None, metavar="LIST",
                      help="onnxruntime execution providers, e.g. tensorrt,cuda (CPU is always"

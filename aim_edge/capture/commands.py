@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from .._argtypes import nonneg_int, positive_int, positive_number
 from ..errors import AimEdgeError
 
 __all__ = ["add_commands"]
@@ -229,6 +230,9 @@ def _cmd_listen(args: argparse.Namespace) -> int:
     return 0
 
 
+_SECONDS = positive_number("seconds")
+
+
 def _latency(text: str) -> str | float:
     if text in ("low", "high"):
         return text
@@ -241,30 +245,8 @@ def _latency(text: str) -> str | float:
     return value
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{value} must be > 0 seconds")
-    return value
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
-    return value
-
-
 def add_commands(sub: Any) -> None:
     """Add ``listen`` and ``devices`` to the ``aim-edge`` subcommand parser ``sub``."""
-    from ..cli import _positive_int
-
     devices = sub.add_parser(
         "devices",
         help="list audio input devices (host API, channels, default rate; default marked)",
@@ -290,20 +272,20 @@ def add_commands(sub: Any) -> None:
                         " `aim-edge devices` lists them)")
     g.add_argument("--host-api", default=None, metavar="NAME",
                    help="choose among devices of this host API (e.g. jack, alsa, pulse)")
-    g.add_argument("--rate", type=_positive_int, default=None, metavar="HZ",
+    g.add_argument("--rate", type=positive_int, default=None, metavar="HZ",
                    help="device sample rate (default: the first the device accepts of 16000,"
                         " its default, 48000, 44100, 22050, 8000)")
-    g.add_argument("--channels", type=_positive_int, default=None, metavar="N",
+    g.add_argument("--channels", type=positive_int, default=None, metavar="N",
                    help="channels to open, mixed down to mono (default: 1, else 2, else all)")
     g.add_argument("--dtype", default="float32", choices=["float32", "int16"],
                    help="sample format asked of PortAudio (default float32)")
-    g.add_argument("--blocksize", type=_nonneg_int, default=0, metavar="FRAMES",
+    g.add_argument("--blocksize", type=nonneg_int, default=0, metavar="FRAMES",
                    help="frames per callback (default 0: the host's own period)")
     g.add_argument("--latency", type=_latency, default="low", metavar="low|high|SECONDS",
                    help="PortAudio input latency (default low)")
-    g.add_argument("--ring", type=_seconds, default=2.0, metavar="SECONDS",
+    g.add_argument("--ring", type=_SECONDS, default=2.0, metavar="SECONDS",
                    help="capture ring length (default 2 s)")
-    g.add_argument("--duration", type=_seconds, default=None, metavar="SECONDS",
+    g.add_argument("--duration", type=_SECONDS, default=None, metavar="SECONDS",
                    help="stop after SECONDS of audio (default: until Ctrl-C)")
     g.add_argument("--record", default=None, metavar="WAV",
                    help="also write what the model hears (16 kHz mono) to this WAV file")
@@ -320,7 +302,7 @@ def add_commands(sub: Any) -> None:
     m.add_argument("--precision", default=None,
                    choices=["fp32", "fp16", "int8-dynamic", "int8-static"],
                    help="artifact precision (default: the smallest the backend runs)")
-    m.add_argument("--threads", type=_positive_int, default=1,
+    m.add_argument("--threads", type=positive_int, default=1,
                    help="inference threads (default 1: leave a core for audio and features)")
     m.add_argument("--providers", default=None, metavar="LIST",
                    help="onnxruntime execution providers, e.g. tensorrt,cuda")

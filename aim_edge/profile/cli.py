@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from typing import Any
+
+from .._argtypes import nonneg_int, positive_int, positive_number
 
 EXIT_OVER_BUDGET = 3
 
@@ -40,44 +41,8 @@ examples:
 """
 
 
-def _seconds(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(v) or v <= 0:
-        raise argparse.ArgumentTypeError(f"{text} must be a number of seconds > 0")
-    return v
-
-
-def _ms(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of milliseconds") from None
-    if not math.isfinite(v) or v <= 0:
-        raise argparse.ArgumentTypeError(f"{text} must be a number of milliseconds > 0")
-    return v
-
-
-def _count(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"{v} must be >= 0")
-    return v
-
-
-def _threads(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{v} must be >= 1")
-    return v
+_SECONDS = positive_number("seconds")
+_MS = positive_number("milliseconds")
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -98,25 +63,25 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    choices=["fp32", "fp16", "int8-dynamic", "int8-static"],
                    help="artifact precisions to sweep: fp32 fp16 int8-dynamic int8-static"
                         " (default: every one the bundle lists)")
-    p.add_argument("--threads", nargs="+", type=_threads, default=[1], metavar="N",
+    p.add_argument("--threads", nargs="+", type=positive_int, default=[1], metavar="N",
                    help="inference thread counts to sweep (default 1)")
     pace = p.add_mutually_exclusive_group()
     pace.add_argument("--realtime", dest="realtime", action="store_true", default=True,
                       help="pace the input at 1x like a microphone (the default)")
     pace.add_argument("--fast", dest="realtime", action="store_false",
                       help="as fast as possible, lossless: throughput, not live latency")
-    p.add_argument("--seconds", type=_seconds, default=None, metavar="S",
+    p.add_argument("--seconds", type=_SECONDS, default=None, metavar="S",
                    help="audio per configuration: INPUT is repeated or cut to S seconds"
                         " (default: INPUT once)")
-    p.add_argument("--load", type=_count, default=0, metavar="N",
+    p.add_argument("--load", type=nonneg_int, default=0, metavar="N",
                    help="run N CPU-hog processes beside the loop (contention; default 0)")
-    p.add_argument("--budget-ms", type=_ms, default=200.0, metavar="MS",
+    p.add_argument("--budget-ms", type=_MS, default=200.0, metavar="MS",
                    help="end-to-end p99 budget in milliseconds (default 200)")
     p.add_argument("--report", metavar="DIR", default=None,
                    help="write report.json, report.html and PNG plots into DIR")
     p.add_argument("--no-plots", action="store_true",
                    help="with --report: tables only, no PNGs (no matplotlib needed)")
-    p.add_argument("--timeline-seconds", type=_seconds, default=4.0, metavar="S",
+    p.add_argument("--timeline-seconds", type=_SECONDS, default=4.0, metavar="S",
                    help="length of the report's timeline window (default 4)")
     p.add_argument("--instruction", default=None, metavar="TEXT",
                    help="instruction active from the first chunk")
