@@ -321,6 +321,31 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_model_arguments(p: Any) -> None:
+    """The model and voice options ``run`` and ``listen`` share (one definition, one help)."""
+    p.add_argument("--model", metavar="PATH", default=None,
+                   help="model bundle folder or .zip (default: the shipped bundle)")
+    p.add_argument("--backend", default="onnxruntime",
+                   choices=["onnxruntime", "litert", "tflite-runtime"],
+                   help="inference backend (default onnxruntime)")
+    p.add_argument("--precision", default=None,
+                   choices=["fp32", "fp16", "int8-dynamic", "int8-static"],
+                   help="artifact precision (default: the smallest the backend runs)")
+    p.add_argument("--threads", type=positive_int, default=1,
+                   help="inference threads (default 1: leave a core for audio and features)")
+    p.add_argument("--providers", default=None, metavar="LIST",
+                   help="onnxruntime execution providers, e.g. tensorrt,cuda (CPU is always"
+                        " the fallback; needs onnxruntime-gpu)")
+    p.add_argument("--instruction", default=None, metavar="TEXT",
+                   help='what to listen for, e.g. "tell me if the doorbell rings"')
+    p.add_argument("--speak", action="store_true",
+                   help="speak alerts and answers with espeak-ng")
+    p.add_argument("--color", action=argparse.BooleanOptionalAction, default=None,
+                   help="ANSI colours in the console view (default: when it is a terminal)")
+    p.add_argument("--no-second-pass", action="store_true",
+                   help="keep the streaming model's own final captions")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aim-edge",
@@ -356,21 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("input", metavar="INPUT", help="WAV file (16-bit PCM or float, any rate)")
-    run.add_argument("--model", metavar="PATH", default=None,
-                     help="model bundle folder or .zip (default: the shipped bundle)")
-    run.add_argument("--backend", default="onnxruntime",
-                     choices=["onnxruntime", "litert", "tflite-runtime"],
-                     help="inference backend (default onnxruntime)")
-    run.add_argument("--precision", default=None,
-                     choices=["fp32", "fp16", "int8-dynamic", "int8-static"],
-                     help="artifact precision (default: the smallest the backend runs)")
-    run.add_argument("--threads", type=positive_int, default=1,
-                     help="inference threads (default 1: leave a core for audio and features)")
-    run.add_argument("--providers", default=None, metavar="LIST",
-                     help="onnxruntime execution providers, e.g. tensorrt,cuda (CPU is always"
-                          " the fallback; needs onnxruntime-gpu)")
-    run.add_argument("--instruction", default=None, metavar="TEXT",
-                     help='what to listen for, e.g. "tell me if the doorbell rings"')
+    add_model_arguments(run)
     run.add_argument("--realtime", action="store_true",
                      help="pace the file at 1x like a microphone (default: as fast as possible,"
                           " lossless)")
@@ -379,17 +390,11 @@ def build_parser() -> argparse.ArgumentParser:
                           " (the console view then goes to stderr)")
     run.add_argument("--quiet", action="store_true",
                      help="no live console view (the summary is still printed)")
-    run.add_argument("--speak", action="store_true",
-                     help="speak alerts and answers with espeak-ng")
-    run.add_argument("--color", action=argparse.BooleanOptionalAction, default=None,
-                     help="ANSI colours in the console view (default: when it is a terminal)")
     run.add_argument("--stats-every", type=float, default=0.0, metavar="SECONDS",
                      help="emit a stats event every SECONDS of audio (default: only at the end)")
     run.add_argument("--asr", metavar="DIR", default=None,
                      help="Whisper tiny.en second pass folder (from `make asr-export`): final "
                      "captions are re-decoded by it (default: the bundle's asr/ if it has one)")
-    run.add_argument("--no-second-pass", action="store_true",
-                     help="keep the streaming model's own final captions")
     run.add_argument("--endpoints", choices=["student", "silero"], default="student",
                      help="where second-pass utterances end: the streaming model's CTC"
                      " endpoint (default) or silero-vad on the audio (pip install --no-deps"

@@ -247,6 +247,8 @@ def _latency(text: str) -> str | float:
 
 def add_commands(sub: Any) -> None:
     """Add ``listen`` and ``devices`` to the ``aim-edge`` subcommand parser ``sub``."""
+    from ..cli import add_model_arguments  # cli imports this module
+
     devices = sub.add_parser(
         "devices",
         help="list audio input devices (host API, channels, default rate; default marked)",
@@ -290,32 +292,13 @@ def add_commands(sub: Any) -> None:
     g.add_argument("--record", default=None, metavar="WAV",
                    help="also write what the model hears (16 kHz mono) to this WAV file")
     m = listen.add_argument_group("model and output (as in `aim-edge run`)")
-    m.add_argument("--instruction", default=None, metavar="TEXT",
-                   help='what to listen for, e.g. "tell me if the doorbell rings"')
-    m.add_argument("--speak", action="store_true",
-                   help="speak alerts and answers with espeak-ng")
-    m.add_argument("--model", metavar="PATH", default=None,
-                   help="model bundle folder or .zip (default: the shipped bundle)")
-    m.add_argument("--backend", default="onnxruntime",
-                   choices=["onnxruntime", "litert", "tflite-runtime"],
-                   help="inference backend (default onnxruntime)")
-    m.add_argument("--precision", default=None,
-                   choices=["fp32", "fp16", "int8-dynamic", "int8-static"],
-                   help="artifact precision (default: the smallest the backend runs)")
-    m.add_argument("--threads", type=positive_int, default=1,
-                   help="inference threads (default 1: leave a core for audio and features)")
-    m.add_argument("--providers", default=None, metavar="LIST",
-                   help="onnxruntime execution providers, e.g. tensorrt,cuda")
+    add_model_arguments(m)
     m.add_argument("--jsonl", default=None, metavar="PATH|-",
                    help="write every event as a JSON line to PATH, or to stdout with '-'")
     m.add_argument("--quiet", action="store_true",
                    help="no live console view (warnings and the summary are still printed)")
-    m.add_argument("--color", action=argparse.BooleanOptionalAction, default=None,
-                   help="ANSI colours in the console view (default: when it is a terminal)")
     m.add_argument("--stats-every", type=float, default=0.0, metavar="SECONDS",
                    help="emit a stats event (with capture counters) every SECONDS of audio")
     m.add_argument("--asr", metavar="DIR", default=None,
                    help="Whisper tiny.en second pass folder (from `make asr-export`)")
-    m.add_argument("--no-second-pass", action="store_true",
-                   help="keep the streaming model's own final captions")
     listen.set_defaults(func=_cmd_listen)
