@@ -281,18 +281,11 @@ def _second_pass(args: argparse.Namespace) -> Any:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .engine import Engine
     from .loop import Loop, LoopConfig, WavSource
     from .respond import ConsoleResponder, JsonLinesResponder, SpeechResponder
 
     source = WavSource(args.input)  # checks the file before the model loads
-    second_pass = _second_pass(args)
-    endpoints = getattr(args, "endpoints", "student")
-    if second_pass is None and endpoints == "silero":
-        endpoints = "student"  # no second pass (none in the bundle, or --no-second-pass)
-    engine = Engine.from_bundle(args.model, backend=args.backend, precision=args.precision,
-                                threads=args.threads, providers=args.providers,
-                                second_pass=second_pass, endpoints=endpoints)
+    engine = engine_from_args(args)
     with engine:
         to_stdout = args.jsonl == "-"
         info_out = sys.stderr if to_stdout else sys.stdout
@@ -321,6 +314,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def engine_from_args(args: argparse.Namespace) -> Any:
+    """The engine ``run`` and ``listen`` build from their shared options (model, backend,
+    second pass and where its utterances end)."""
+    from .engine import Engine
+
+    second_pass = _second_pass(args)
+    endpoints = getattr(args, "endpoints", "student")
+    if second_pass is None and endpoints == "silero":
+        endpoints = "student"  # no second pass (none in the bundle, or --no-second-pass)
+    return Engine.from_bundle(args.model, backend=args.backend, precision=args.precision,
+                              threads=args.threads, providers=args.providers,
+                              second_pass=second_pass, endpoints=endpoints)
+
+
 def add_model_arguments(p: Any) -> None:
     """The model and voice options ``run`` and ``listen`` share (one definition, one help)."""
     p.add_argument("--model", metavar="PATH", default=None,
@@ -342,8 +349,15 @@ def add_model_arguments(p: Any) -> None:
                    help="speak alerts and answers with espeak-ng")
     p.add_argument("--color", action=argparse.BooleanOptionalAction, default=None,
                    help="ANSI colours in the console view (default: when it is a terminal)")
+    p.add_argument("--asr", metavar="DIR", default=None,
+                   help="Whisper tiny.en second pass folder (from `make asr-export`): final "
+                   "captions are re-decoded by it (default: the bundle's asr/ if it has one)")
     p.add_argument("--no-second-pass", action="store_true",
                    help="keep the streaming model's own final captions")
+    p.add_argument("--endpoints", choices=["student", "silero"], default="student",
+                   help="where second-pass utterances end: the streaming model's CTC"
+                   " endpoint (default) or silero-vad on the audio (pip install --no-deps"
+                   " silero-vad==6.2.3); only used with a second pass")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -392,13 +406,6 @@ def build_parser() -> argparse.ArgumentParser:
                      help="no live console view (the summary is still printed)")
     run.add_argument("--stats-every", type=float, default=0.0, metavar="SECONDS",
                      help="emit a stats event every SECONDS of audio (default: only at the end)")
-    run.add_argument("--asr", metavar="DIR", default=None,
-                     help="Whisper tiny.en second pass folder (from `make asr-export`): final "
-                     "captions are re-decoded by it (default: the bundle's asr/ if it has one)")
-    run.add_argument("--endpoints", choices=["student", "silero"], default="student",
-                     help="where second-pass utterances end: the streaming model's CTC"
-                     " endpoint (default) or silero-vad on the audio (pip install --no-deps"
-                     " silero-vad==6.2.3); only used with a second pass")
     run.set_defaults(func=_cmd_run)
 
     info = sub.add_parser(

@@ -156,3 +156,21 @@ def test_no_second_pass_wins_over_asr(tmp_path):
 
     args = argparse.Namespace(no_second_pass=True, asr=str(tmp_path / "nope"), model=None)
     assert cli._second_pass(args) is None
+
+
+@pytest.mark.parametrize("command", [["run", "x.wav"], ["listen"]])
+def test_run_and_listen_take_the_same_second_pass_options(command):
+    args = cli.build_parser().parse_args(
+        command + ["--asr", "/opt/asr", "--endpoints", "silero", "--no-second-pass"])
+    assert (args.asr, args.endpoints, args.no_second_pass) == ("/opt/asr", "silero", True)
+
+
+@pytest.mark.parametrize("second_pass,expected", [(None, "student"), ("whisper", "silero")])
+def test_engine_from_args_uses_silero_endpoints_only_with_a_second_pass(second_pass, expected):
+    args = cli.build_parser().parse_args(["listen", "--endpoints", "silero", "--threads", "2"])
+    with mock.patch.object(cli, "_second_pass", return_value=second_pass), \
+            mock.patch("aim_edge.engine.Engine.from_bundle", return_value="engine") as build:
+        assert cli.engine_from_args(args) == "engine"
+    kwargs = build.call_args.kwargs
+    assert (kwargs["endpoints"], kwargs["second_pass"], kwargs["threads"]) == (
+        expected, second_pass, 2)

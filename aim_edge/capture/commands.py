@@ -167,7 +167,6 @@ def _print_capture_summary(mic: Any, out: TextIO) -> None:
 
 def _cmd_listen(args: argparse.Namespace) -> int:
     from .. import cli
-    from ..engine import Engine
     from ..loop import Loop, LoopConfig
     from ..respond import ConsoleResponder, JsonLinesResponder, SpeechResponder
     from .devices import list_input_devices, open_settings, require_sounddevice, select_device
@@ -179,10 +178,7 @@ def _cmd_listen(args: argparse.Namespace) -> int:
     device: int | str | None = args.device
     devices = list_input_devices()
     chosen = select_device(devices, device, args.host_api)
-    second_pass = cli._second_pass(args)
-    engine = Engine.from_bundle(args.model, backend=args.backend, precision=args.precision,
-                                threads=args.threads, providers=args.providers,
-                                second_pass=second_pass)
+    engine = cli.engine_from_args(args)
     with engine:
         settings = open_settings(chosen, sample_rate=args.rate, channels=args.channels,
                                  dtype=args.dtype, model_rate=engine.sample_rate,
@@ -299,6 +295,4 @@ def add_commands(sub: Any) -> None:
                    help="no live console view (warnings and the summary are still printed)")
     m.add_argument("--stats-every", type=float, default=0.0, metavar="SECONDS",
                    help="emit a stats event (with capture counters) every SECONDS of audio")
-    m.add_argument("--asr", metavar="DIR", default=None,
-                   help="Whisper tiny.en second pass folder (from `make asr-export`)")
     listen.set_defaults(func=_cmd_listen)
