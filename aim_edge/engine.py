@@ -825,6 +825,9 @@ class Stream:
             ev = dict(ev, draft=ev["text"], text=str(text).strip(), second_pass=True,
                       _ref_ns=t0)
             out.append(ev)
+            for alert in self.policy.final_keyword_alerts(ev["text"], ev["t"],
+                                                          ev.get("start_s", ev["t"])):
+                out.append(dict(alert, _ref_ns=t0))
             for answer in self.policy.addressed(ev["text"], ev["t"], self._spoken):
                 out.append(dict(answer, _ref_ns=t0))
         return out

@@ -34,6 +34,10 @@ Per event label ``e`` with calibrated threshold ``on_e`` (manifest ``thresholds.
   (:mod:`aim_edge.kws`) watches the same keywords on the raw CTC log-probs, so a keyword that
   the greedy caption misspells still fires (``source`` ``kws``, ``score`` = the spotter's
   letter-posterior mean, ``start_s`` = its first letter); ``kws_threshold = 0`` turns it off.
+  When a second pass rewrites final captions, its text is matched too (``source``
+  ``second_pass``, :meth:`DecisionPolicy.final_keyword_alerts`): a keyword the student's
+  letters never spelled still fires, once the utterance has ended; the refractory time keeps
+  a keyword that the student or the spotter already alerted from firing twice.
 
 Answers: when speak-now becomes active with argmax intent ``answer`` or ``acknowledge``, an
 ``answer`` event is emitted (refractory ``answer_refractory_s``). A final caption that starts
@@ -452,6 +456,26 @@ class DecisionPolicy:
             if re.search(rf"\b{re.escape(kw)}\b", text.lower()) is None:
                 continue
             out.extend(self._keyword_alert(t, kw, 1.0, self.utterance_start_s, "keyword"))
+        return out
+
+    def final_keyword_alerts(self, text: str, t: float, start_s: float
+                             ) -> list[dict[str, Any]]:
+        """Keyword alerts from a second pass's final caption ``text`` of an utterance that
+        ended at ``t`` (``source`` ``second_pass``). Only the per-label refractory time is
+        checked: the utterance the caption belongs to is over, so the current utterance's
+        once-per-utterance set is neither consulted nor changed."""
+        out = []
+        lowered = text.lower()
+        for kw in self.meaning.target_keywords:
+            label = f"keyword:{kw}"
+            if t - self.keyword_last.get(label, -math.inf) < self.keyword_refractory:
+                continue
+            if re.search(rf"\b{re.escape(kw)}\b", lowered) is None:
+                continue
+            self.keyword_last[label] = t
+            out.append({"type": "alert", "t": t, "label": label, "score": 1.0,
+                        "start_s": float(min(start_s, t)), "safety": False,
+                        "source": "second_pass"})
         return out
 
     def _keyword_alert(self, t: float, kw: str, score: float, start_s: float, source: str

@@ -395,3 +395,41 @@ def test_second_pass_replaces_final_captions_off_the_decide_path(runtime_fake_bu
 
     start = max(0.0, f["start_s"] - SECOND_PASS_LEAD_S)
     assert abs(n - (f["end_s"] + SECOND_PASS_TAIL_S - start) * 16000) <= 16
+
+
+def _keyword_run(runtime_fake_bundle, draft, final_text):
+    frames = spell(draft)
+
+    class FakeWhisper:
+        def transcribe(self, samples):
+            return final_text
+
+    def script(i, feeds):
+        j = i - 3
+        return {"ctc": frames[4 * j:4 * j + 4]} if 0 <= 4 * j < len(frames) else {}
+
+    bundle = load_bundle(runtime_fake_bundle)
+    with Engine.from_bundle(bundle, backend=ScriptedBackend(bundle, script),
+                            second_pass=FakeWhisper()) as engine:
+        _, events = run_chunks(engine, 24, instruction="let me know when someone says dinner")
+    final = [e for e in events if e["type"] == "caption" and e["final"]]
+    return final, alerts(events, "keyword:dinner")
+
+
+def test_keyword_in_the_second_pass_text_alerts_when_the_draft_missed_it(runtime_fake_bundle):
+    final, kw = _keyword_run(runtime_fake_bundle, "supper is redy", "Dinner is ready.")
+    assert len(final) == 1 and final[0]["draft"] == "supper is redy"
+    assert len(kw) == 1 and kw[0]["source"] == "second_pass"
+    assert kw[0]["t"] == pytest.approx(final[0]["t"], abs=1e-3)
+    assert kw[0]["start_s"] == pytest.approx(final[0]["start_s"], abs=1e-3)
+
+
+def test_a_keyword_the_draft_already_alerted_is_not_alerted_again(runtime_fake_bundle):
+    final, kw = _keyword_run(runtime_fake_bundle, "dinner is ready", "Dinner is ready.")
+    assert len(final) == 1
+    assert [a["source"] for a in kw] == ["keyword"]
+
+
+def test_no_keyword_alert_when_neither_text_has_it(runtime_fake_bundle):
+    final, kw = _keyword_run(runtime_fake_bundle, "supper is redy", "Supper is ready.")
+    assert len(final) == 1 and final[0]["text"] == "Supper is ready." and kw == []
