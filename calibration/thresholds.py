@@ -16,6 +16,10 @@ import numpy as np
 
 from .metrics import CHUNK_S, event_counts, proactive
 
+#: What :func:`operating_curve` keeps of each :func:`~calibration.metrics.proactive` point.
+CURVE_KEYS = ("threshold", "hits", "misses", "false_alerts", "precision", "recall", "f1",
+              "false_alerts_per_hour", "alert_delay_median_s")
+
 #: Candidate thresholds: coarse in the middle, fine near 1 where calibrated thresholds sit.
 GRID = np.round(np.concatenate([np.arange(0.1, 0.9, 0.05), np.arange(0.9, 0.999, 0.02)]), 4)
 DEFAULT_TARGET_FA_PER_HOUR = 1.0
@@ -72,3 +76,12 @@ def calibrate(streams, outs, events: Sequence[str],
                 "speak_now": best_speak["false_alerts_per_hour"], "events": ev_rate},
             "recall_at_rate": {"speak_now": best_speak["recall"], "events": ev_recall},
             "calibration_hours": hours}
+
+
+def operating_curve(streams, outs, grid: Sequence[float] = GRID) -> list[dict[str, Any]]:
+    """Speak-now scored at every threshold of ``grid`` (ascending): recall, precision, F1 and
+    false alerts per hour of no-response audio at each. Shows whether a model misses a target
+    because its scores do not separate (the curve never reaches it) or only because of where
+    the threshold sits (a point on the curve does)."""
+    return [{k: proactive(streams, outs, float(thr))[k] for k in CURVE_KEYS}
+            for thr in sorted(float(g) for g in grid)]

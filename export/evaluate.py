@@ -15,6 +15,10 @@ the streaming step computes (``tests/test_model_streaming.py``). Metrics:
   delay of the first hit after the window opens (median / p95), hazards broken out.
 * **captions**: CER of greedy CTC over each speech segment (characters of the model alphabet).
 * **keywords**: recall of watched keywords appearing in the greedy CTC text of their segment.
+* **operating curve** (``proactive_curve``): the proactive metrics at every threshold of the
+  calibration grid, so a miss of the targets can be read as a model problem (no threshold
+  reaches them) or a calibration one (one does, but dev chose another); ``--plot`` draws it
+  (:mod:`export.plots`).
 
 Calibration picks, on a *different* split, the speak-now threshold and each event threshold
 with the best recall whose false-alert rate stays within ``--target-fa-per-hour``. The metric
@@ -34,7 +38,7 @@ import numpy as np
 import torch
 
 from calibration.metrics import captions, event_counts, proactive
-from calibration.thresholds import GRID, calibrate
+from calibration.thresholds import GRID, calibrate, operating_curve
 
 from .bundle import load_checkpoint
 from .model import AimModel
@@ -79,6 +83,7 @@ def evaluate(model: AimModel, streams, thresholds: dict) -> dict[str, object]:
         "events": per_class,
         "event_macro_f1": float(np.mean([v["f1"] for v in scored])) if scored else None,
         "proactive": proactive(streams, outs, thresholds["speak_now"]),
+        "proactive_curve": operating_curve(streams, outs),
         "captions": captions(streams, outs, model.cfg.vocab, model.cfg.enc_chunk),
     }
 
@@ -91,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--calibrate-on", type=Path, help="split to calibrate thresholds on (dev)")
     p.add_argument("--target-fa-per-hour", type=float, default=1.0)
     p.add_argument("--json", type=Path, help="write the results here")
+    p.add_argument("--plot", type=Path, metavar="PNG",
+                   help="draw the operating curve and per-class event F1 here")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     model, meta = load_checkpoint(args.checkpoint)
@@ -109,6 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         args.json.write_text(text + "\n")
     print(text)
+    if args.plot:
+        from .plots import plot_evaluation
+
+        print(f"wrote {plot_evaluation([(args.checkpoint.stem, result)], args.plot)}")
     return 0
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from calibration.metrics import decision_time, event_counts, proactive
 from calibration.streams import capture_step_inputs, coverage, select_streams
-from calibration.thresholds import calibrate
+from calibration.thresholds import calibrate, operating_curve
 
 
 def _stream(n_chunks, *, events=(), responses=(), quiet=(), speech=(), sid="s"):
@@ -73,6 +73,31 @@ def test_calibrate_speak_now_against_response_windows():
     assert res["false_alerts"] == 0 and res["hits"] == 6  # 0.7 windows are lost with 0.75 FAs
     assert thr["recall_at_rate"]["speak_now"] == pytest.approx(6 / 8)
     assert thr["achieved_false_alerts_per_hour"]["speak_now"] == 0.0
+
+
+def test_operating_curve_trades_recall_for_false_alerts():
+    # the scene of the test above: 6 windows answered at 0.95, 2 at 0.7, 3 false alerts at 0.75
+    n = 22500
+    windows = [(100.0 + 400 * i, 103.0 + 400 * i) for i in range(8)]
+    s = _stream(n, responses=windows, quiet=[(0.0, 3600.0)])
+    speak = np.full(n, 0.001)
+    for k, (a, _) in enumerate(windows):
+        speak[_chunk_at(a + 0.5):_chunk_at(a + 0.5) + 3] = 0.95 if k < 6 else 0.7
+    for t in (50, 1050, 2050):
+        speak[_chunk_at(t):_chunk_at(t) + 2] = 0.75
+    outs = [{"speak": speak, "events": np.zeros((n, 0))}]
+    curve = operating_curve([s], outs, grid=[0.9, 0.5, 0.72, 0.98])
+    assert [p["threshold"] for p in curve] == [0.5, 0.72, 0.9, 0.98]  # ascending
+    by_thr = {p["threshold"]: p for p in curve}
+    assert (by_thr[0.5]["hits"], by_thr[0.5]["false_alerts"]) == (8, 3)
+    assert by_thr[0.5]["false_alerts_per_hour"] == pytest.approx(3.0)
+    assert (by_thr[0.72]["hits"], by_thr[0.72]["false_alerts"]) == (6, 3)
+    assert (by_thr[0.9]["recall"], by_thr[0.9]["false_alerts_per_hour"]) == (6 / 8, 0.0)
+    assert (by_thr[0.98]["hits"], by_thr[0.98]["f1"]) == (0, 0.0)
+    # every point is what proactive() says at that threshold
+    for p in curve:
+        full = proactive([s], outs, p["threshold"])
+        assert all(p[k] == full[k] for k in p)
 
 
 def test_calibrate_rejects_bad_input():
