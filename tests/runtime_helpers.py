@@ -11,6 +11,7 @@ import numpy as np
 
 from aim_edge.bundle import SCHEMA_VERSION, Bundle, sha256_file
 from aim_edge.config import FbankConfig
+from aim_edge.metrics import edit_distance
 
 VOCAB = ["<blank>", " ", "'", *"abcdefghijklmnopqrstuvwxyz"]
 
@@ -215,16 +216,6 @@ def normalise_text(text: str, vocab: list[str] | tuple[str, ...] = VOCAB) -> str
     allowed = set(vocab[1:])
     chars = [c if c in allowed else " " for c in text.lower()]
     return " ".join("".join(chars).split())
-
-
-def edit_distance(a: str, b: str) -> int:
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
 
 
 def caption_cer(record: Mapping[str, Any], captions: list[Mapping[str, Any]]

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from aim_edge.metrics import edit_distance  # shared with the runtime metrics
+
 __all__ = [
     "ASTERISK_DIR",
     "ASTERISK_TRANSCRIPTS",
@@ -260,17 +262,6 @@ def normalize_text(text: str) -> list[str]:
     text = text.replace("'", "")
     text = re.sub(r"[^a-z ]+", " ", text)
     return text.split()
-
-
-def edit_distance(ref: Sequence, hyp: Sequence) -> int:
-    """Levenshtein distance between two sequences (words, tokens)."""
-    prev = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        cur = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
-        prev = cur
-    return prev[-1]
 
 
 def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
