@@ -10,7 +10,9 @@
   above threshold) that overlaps no event of that class is a false positive.
 * **proactive** (speak-now): an activation (rising edge above threshold) inside a response
   window is a hit (one per window); a window with no activation is a miss; any other
-  activation is a false alert. F1, false alerts per hour of no-response audio, delays.
+  activation is a false alert. F1, false alerts per hour of no-response audio, delays, and
+  recall per kind of response (``by_kind``: hazard alerts, keyword alerts, answers,
+  acknowledgements), since one speak-now head serves all of them.
 * **captions**: CER of greedy CTC over each speech segment (characters of the model alphabet).
 
 The activation rule and edit distance are :mod:`aim_edge.metrics`' (shared with the runtime
@@ -84,6 +86,7 @@ def proactive(streams, outs, threshold: float) -> dict[str, Any]:
     """Speak-now scored against the response windows (see the module docstring)."""
     hits = misses = false = 0
     delays, hazard_delays = [], []
+    by_kind: dict[str, dict[str, Any]] = {}
     quiet_s = 0.0
     for s, o in zip(streams, outs, strict=True):
         t = decision_time(np.arange(s.n_chunks))
@@ -93,6 +96,9 @@ def proactive(streams, outs, threshold: float) -> dict[str, Any]:
         claimed = set()
         for r in s.record["responses"]:
             inside = [k for k in onsets if r["earliest"] <= t[k] <= r["latest"]]
+            kind = by_kind.setdefault(response_kind(r), {"windows": 0, "hits": 0})
+            kind["windows"] += 1
+            kind["hits"] += bool(inside)
             if inside:
                 hits += 1
                 claimed.update(inside)
@@ -115,7 +121,15 @@ def proactive(streams, outs, threshold: float) -> dict[str, Any]:
         "delay_p95_s": float(np.percentile(delays, 95)) if delays else None,
         "alert_delay_median_s": float(np.median(hazard_delays)) if hazard_delays else None,
         "alert_delay_p95_s": float(np.percentile(hazard_delays, 95)) if hazard_delays else None,
+        "by_kind": {k: dict(v, recall=v["hits"] / v["windows"])
+                    for k, v in sorted(by_kind.items())},
     }
+
+
+def response_kind(response: Mapping[str, Any]) -> str:
+    """``"<kind>/<trigger type>"`` of a response window, e.g. ``alert/event`` (a hazard),
+    ``alert/keyword``, ``answer/question``, ``acknowledge/instruction``."""
+    return f"{response.get('kind', '?')}/{response.get('trigger', {}).get('type', '?')}"
 
 
 def greedy_text(ids: np.ndarray, vocab: Sequence[str]) -> str:

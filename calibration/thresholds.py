@@ -18,7 +18,7 @@ from .metrics import CHUNK_S, event_counts, proactive
 
 #: What :func:`operating_curve` keeps of each :func:`~calibration.metrics.proactive` point.
 CURVE_KEYS = ("threshold", "hits", "misses", "false_alerts", "precision", "recall", "f1",
-              "false_alerts_per_hour", "alert_delay_median_s")
+              "false_alerts_per_hour", "alert_delay_median_s", "by_kind")
 
 #: Candidate thresholds: coarse in the middle, fine near 1 where calibrated thresholds sit.
 GRID = np.round(np.concatenate([np.arange(0.1, 0.9, 0.05), np.arange(0.9, 0.999, 0.02)]), 4)

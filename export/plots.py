@@ -11,6 +11,9 @@ file, named after its checkpoint unless ``--labels`` says otherwise) and draws:
   the threshold calibrated on dev marked and the issue's target region shaded. A curve that
   never enters the region is a model problem; a curve that does but whose mark sits elsewhere
   is a calibration problem;
+* **recall per kind of response** (hazard alerts, keyword alerts, answers, acknowledgements)
+  against the threshold: one speak-now head serves them all, and they need not be equally
+  easy for it;
 * **event F1 per class** at the calibrated thresholds, side by side.
 
 ``training`` reads the metrics log of ``python -m export.train`` (JSON lines with ``step``,
@@ -66,8 +69,8 @@ def plot_evaluation(results: Sequence[tuple[str, dict[str, Any]]], out: Path) ->
     if not results:
         raise ValueError("plot_evaluation: no results to draw")
     plt = _pyplot()
-    fig, (ax_c, ax_e) = plt.subplots(1, 2, figsize=(13, 5.2),
-                                     gridspec_kw={"width_ratios": [1, 1.5]})
+    fig, (ax_c, ax_k, ax_e) = plt.subplots(1, 3, figsize=(18, 5.2),
+                                           gridspec_kw={"width_ratios": [1, 1, 1.5]})
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     ax_c.fill_between([0, TARGET_FA_PER_HOUR], TARGET_PROACTIVE_RECALL, 1.0,
                       color="tab:green", alpha=0.12,
@@ -95,6 +98,30 @@ def plot_evaluation(results: Sequence[tuple[str, dict[str, Any]]], out: Path) ->
     ax_c.set_title("speak-now operating curve (one point per threshold)")
     ax_c.grid(alpha=0.3)
     ax_c.legend(fontsize=7, loc="lower right")
+
+    styles = ["-", "--", ":", "-."]
+    kinds = sorted({k for _, r in results for p in r["test"]["proactive_curve"]
+                    for k in p.get("by_kind", {})})
+    for k, (label, res) in enumerate(results):
+        curve = res["test"]["proactive_curve"]
+        for j, kind in enumerate(kinds):
+            pts = [(p["threshold"], p["by_kind"][kind]["recall"]) for p in curve
+                   if kind in p.get("by_kind", {})]
+            if pts:
+                xs, ys = zip(*pts, strict=True)
+                n = curve[0]["by_kind"].get(kind, {}).get("windows", 0)
+                ax_k.plot(xs, ys, styles[j % len(styles)], color=colors[k % len(colors)],
+                          label=f"{label}: {kind} ({n})")
+        thr = (res.get("thresholds") or {}).get("speak_now")
+        if thr is not None:
+            ax_k.axvline(thr, color=colors[k % len(colors)], lw=0.8, alpha=0.6)
+    ax_k.set_ylim(0, 1.02)
+    ax_k.set_xlabel("speak-now threshold (vertical line: dev-calibrated)")
+    ax_k.set_ylabel("windows answered in time")
+    ax_k.set_title("recall per kind of response (windows)")
+    ax_k.grid(alpha=0.3)
+    if kinds:
+        ax_k.legend(fontsize=6, loc="lower left")
 
     labels = sorted({e for _, r in results for e, v in r["test"]["events"].items()
                      if v["tp"] + v["fn"] > 0})

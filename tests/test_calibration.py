@@ -100,6 +100,25 @@ def test_operating_curve_trades_recall_for_false_alerts():
         assert all(p[k] == full[k] for k in p)
 
 
+def test_proactive_recall_per_kind_of_response():
+    n = 2000
+    s = _stream(n, quiet=[(0.0, 320.0)])
+    s.record["responses"] = [
+        {"earliest": 10.0, "latest": 15.0, "kind": "alert", "trigger": {"type": "event"}},
+        {"earliest": 40.0, "latest": 45.0, "kind": "alert", "trigger": {"type": "event"}},
+        {"earliest": 70.0, "latest": 72.0, "kind": "answer", "trigger": {"type": "question"}},
+        {"earliest": 90.0, "latest": 92.0, "kind": "answer"}]
+    speak = np.full(n, 0.001)
+    for t in (11.0, 71.0):
+        speak[_chunk_at(t):_chunk_at(t) + 2] = 0.9
+    res = proactive([s], [{"speak": speak}], 0.5)
+    assert res["by_kind"] == {
+        "alert/event": {"windows": 2, "hits": 1, "recall": 0.5},
+        "answer/?": {"windows": 1, "hits": 0, "recall": 0.0},
+        "answer/question": {"windows": 1, "hits": 1, "recall": 1.0}}
+    assert sum(v["hits"] for v in res["by_kind"].values()) == res["hits"] == 2
+
+
 def test_calibrate_rejects_bad_input():
     with pytest.raises(ValueError, match="target_fa_per_hour = 0.*rate > 0"):
         calibrate([_stream(5)], [{}], [], target_fa_per_hour=0)

@@ -13,7 +13,9 @@ from export import plots  # noqa: E402
 
 def _result(checkpoint, recall_at):
     curve = [{"threshold": t, "hits": 0, "misses": 0, "false_alerts": 0, "precision": 1.0,
-              "recall": r, "f1": r, "false_alerts_per_hour": fa, "alert_delay_median_s": None}
+              "recall": r, "f1": r, "false_alerts_per_hour": fa, "alert_delay_median_s": None,
+              "by_kind": {"alert/event": {"windows": 4, "hits": 1, "recall": 0.25},
+                          "answer/question": {"windows": 2, "hits": 2, "recall": 1.0}}}
              for t, r, fa in recall_at]
     events = {"siren": {"tp": 9, "fn": 1, "fp": 0, "precision": 1.0, "recall": 0.9, "f1": 0.95},
               "doorbell": {"tp": 0, "fn": 0, "fp": 2, "precision": 0.0, "recall": 0.0,
@@ -40,7 +42,7 @@ def test_evaluation_picture_from_evaluate_json(tmp_path):
     out = tmp_path / "pics" / "evaluation.png"
     assert plots.main(["evaluation", str(a), str(b), "--out", str(out)]) == 0
     w, h = _png_size(out)
-    assert (w, h) == (1430, 572)  # figsize 13 x 5.2 at 110 dpi
+    assert (w, h) == (1980, 572)  # figsize 18 x 5.2 at 110 dpi
 
 
 def test_evaluation_refuses_json_without_an_operating_curve(tmp_path):
