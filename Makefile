@@ -135,10 +135,10 @@ minilm-env: install-test
 # --max-f1-delta 0.015, knowingly: the test split has 121 response windows, so one window that
 # an artifact answers differently moves proactive F1 by ~0.011; the 0.01 default bar is below
 # what this set can resolve (v0.2's INT8 TFLite: 0.0107 at 99.985 % decision agreement).
-CHECKPOINT ?= export/checkpoints/student-v0.2.npz
+CHECKPOINT ?= export/checkpoints/student-v0.3.npz
 AIM_DATA ?= /root/aim-data/pack
 BUNDLE_OUT ?= aim_edge/models/default
-BUNDLE_NAME ?= aim-edge default student v0.2 (4.2M params, INT8)
+BUNDLE_NAME ?= aim-edge default student v0.3 (4.2M params, INT8)
 bundle: install-test tflite-env
 	$(PY) -m export.bundle --checkpoint $(CHECKPOINT) --out $(BUNDLE_OUT) \
 	  --name '$(BUNDLE_NAME)' --formats onnx-int8,tflite-int8 \

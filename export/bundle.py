@@ -531,7 +531,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="""examples:
   # the shipped default bundle (what `make bundle` runs)
-  python -m export.bundle --checkpoint export/checkpoints/student-v0.2.npz \\
+  python -m export.bundle --checkpoint export/checkpoints/student-v0.3.npz \\
       --out aim_edge/models/default --formats onnx-int8,tflite-int8 \\
       --calibrate-on DATA/dev-full.npz --test-on DATA/test.npz --parity-data DATA/test.npz
   # every format, static INT8 calibrated on dev streams
@@ -595,7 +595,7 @@ TFLite formats need `make tflite-env`; instruction-minilm needs `make minilm-env
     parser.add_argument("--name", help="bundle name (default: from the checkpoint)")
     parser.add_argument("--provenance", type=Path,
                         help="JSON object merged into manifest provenance (training data, "
-                        "teacher, licences; e.g. export/checkpoints/student-v0.2.provenance.json)")
+                        "teacher, licences; e.g. export/checkpoints/student-v0.3.provenance.json)")
     parser.add_argument("--tflite-python", type=Path, default=None,
                         help="Python of the litert-torch environment (default "
                         ".venv-tflite/bin/python or $AIM_EDGE_TFLITE_PYTHON)")

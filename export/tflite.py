@@ -173,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Convert an AIM checkpoint's streaming step to TFLite (litert-torch). Run "
         "it in the TFLite environment (make tflite-env; .venv-tflite/bin/python).",
         epilog="example: .venv-tflite/bin/python -m export.tflite --weights "
-        "export/checkpoints/student-v0.2.npz --out out/tflite --precisions fp32,int8")
+        "export/checkpoints/student-v0.3.npz --out out/tflite --precisions fp32,int8")
     p.add_argument("--weights", type=Path, required=True,
                    help="weights .npz written by export.bundle.save_weights_npz (pickle-free)")
     p.add_argument("--out", type=Path, required=True, help="folder for the .tflite files")

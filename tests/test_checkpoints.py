@@ -29,7 +29,7 @@ def test_npz_round_trip_keeps_weights_to_float16(tmp_path):
 
 
 def test_kept_student_is_the_shipped_default():
-    model, meta = load_checkpoint(ROOT / "export" / "checkpoints" / "student-v0.2.npz")
+    model, meta = load_checkpoint(ROOT / "export" / "checkpoints" / "student-v0.3.npz")
     bundle = load_bundle(default_bundle_path())
     arch = bundle.manifest["model"]["architecture"]
     assert model.cfg.to_dict() == arch
