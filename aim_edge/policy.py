@@ -222,6 +222,12 @@ class ChunkInfo:
     first_ctc_frame: int  # absolute index of the chunk's first CTC frame
 
 
+def _mentioned(keywords: Sequence[str], text: str) -> list[str]:
+    """The ``keywords`` that appear in ``text`` as whole words (case-insensitive)."""
+    lowered = text.lower()
+    return [kw for kw in keywords if re.search(rf"\b{re.escape(kw)}\b", lowered)]
+
+
 class DecisionPolicy:
     """Per-stream decision state: activations, refractory clocks, captions, instruction.
 
@@ -450,11 +456,7 @@ class DecisionPolicy:
 
     def _keyword_alerts(self, t: float, text: str) -> list[dict[str, Any]]:
         out = []
-        for kw in self.meaning.target_keywords:
-            if kw in self.keywords_alerted:
-                continue
-            if re.search(rf"\b{re.escape(kw)}\b", text.lower()) is None:
-                continue
+        for kw in _mentioned(self.meaning.target_keywords, text):
             out.extend(self._keyword_alert(t, kw, 1.0, self.utterance_start_s, "keyword"))
         return out
 
@@ -464,32 +466,30 @@ class DecisionPolicy:
         ended at ``t`` (``source`` ``second_pass``). Only the per-label refractory time is
         checked: the utterance the caption belongs to is over, so the current utterance's
         once-per-utterance set is neither consulted nor changed."""
-        out = []
-        lowered = text.lower()
-        for kw in self.meaning.target_keywords:
-            label = f"keyword:{kw}"
-            if t - self.keyword_last.get(label, -math.inf) < self.keyword_refractory:
-                continue
-            if re.search(rf"\b{re.escape(kw)}\b", lowered) is None:
-                continue
-            self.keyword_last[label] = t
-            out.append({"type": "alert", "t": t, "label": label, "score": 1.0,
-                        "start_s": float(min(start_s, t)), "safety": False,
-                        "source": "second_pass"})
-        return out
+        return [self._keyword_event(t, kw, 1.0, start_s, "second_pass")
+                for kw in _mentioned(self.meaning.target_keywords, text)
+                if not self._keyword_refractory(t, kw)]
 
     def _keyword_alert(self, t: float, kw: str, score: float, start_s: float, source: str
                        ) -> list[dict[str, Any]]:
         """One ``keyword:<kw>`` alert unless the keyword already fired in this utterance or
         within its refractory time (captions and the spotter share both)."""
-        label = f"keyword:{kw}"
-        if kw in self.keywords_alerted or (
-                t - self.keyword_last.get(label, -math.inf) < self.keyword_refractory):
+        if kw in self.keywords_alerted or self._keyword_refractory(t, kw):
             return []
         self.keywords_alerted.add(kw)
+        return [self._keyword_event(t, kw, score, start_s, source)]
+
+    def _keyword_refractory(self, t: float, kw: str) -> bool:
+        last = self.keyword_last.get(f"keyword:{kw}", -math.inf)
+        return t - last < self.keyword_refractory
+
+    def _keyword_event(self, t: float, kw: str, score: float, start_s: float, source: str
+                       ) -> dict[str, Any]:
+        """The ``keyword:<kw>`` alert event; starts the keyword's refractory time."""
+        label = f"keyword:{kw}"
         self.keyword_last[label] = t
-        return [{"type": "alert", "t": t, "label": label, "score": float(score),
-                 "start_s": float(min(start_s, t)), "safety": False, "source": source}]
+        return {"type": "alert", "t": t, "label": label, "score": float(score),
+                "start_s": float(min(start_s, t)), "safety": False, "source": source}
 
     def addressed(self, text: str, t: float, requests: list[str], *,
                   answered: bool = False) -> list[dict[str, Any]]:
