@@ -48,6 +48,16 @@ def _pyplot() -> Any:
     return plt
 
 
+def _save(plt: Any, fig: Any, out: Path) -> Path:
+    """Lay ``fig`` out, write it to ``out`` (PNG, 110 dpi; folders made) and free it."""
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def load_evaluation(path: Path) -> dict[str, Any]:
     """One ``export.evaluate --json`` result, checked for what the picture needs."""
     try:
@@ -142,12 +152,7 @@ def plot_evaluation(results: Sequence[tuple[str, dict[str, Any]]], out: Path) ->
     ax_e.set_title("sound events per class, held-out split")
     ax_e.grid(axis="y", alpha=0.3)
     ax_e.legend(fontsize=7)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, out)
 
 
 #: The loss terms ``training`` draws, one panel each.
@@ -198,19 +203,15 @@ def plot_training(runs: Sequence[tuple[str, list[dict[str, Any]]]], out: Path) -
     for ax in axes[1]:
         ax.set_xlabel("optimiser step")
     axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, out)
 
 
-def _labels(paths: Sequence[Path], labels: Sequence[str] | None, default) -> list[str]:
+def _labels(defaults: Sequence[str], labels: Sequence[str] | None) -> list[str]:
+    """``--labels`` when given (one per file), else the names derived from the files."""
     if labels is None:
-        return [default(p) for p in paths]
-    if len(labels) != len(paths):
-        raise SystemExit(f"--labels: {len(labels)} given for {len(paths)} files; give one "
+        return list(defaults)
+    if len(labels) != len(defaults):
+        raise SystemExit(f"--labels: {len(labels)} given for {len(defaults)} files; give one "
                          "per file, in the same order")
     return list(labels)
 
@@ -231,12 +232,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.what == "evaluation":
         results = [load_evaluation(f) for f in args.files]
-        names = _labels(args.files, args.labels,
-                        lambda f: Path(json.loads(f.read_text()).get("checkpoint", f)).stem)
+        names = _labels([Path(r.get("checkpoint", f)).stem
+                         for f, r in zip(args.files, results, strict=True)], args.labels)
         out = plot_evaluation(list(zip(names, results, strict=True)), args.out)
     else:
         runs = [load_metrics(f) for f in args.files]
-        names = _labels(args.files, args.labels, lambda f: f.parent.name or f.stem)
+        names = _labels([f.parent.name or f.stem for f in args.files], args.labels)
         out = plot_training(list(zip(names, runs, strict=True)), args.out)
     print(f"wrote {out}")
     return 0

@@ -58,25 +58,9 @@ def test_calibrate_meets_the_target_rate_and_reports_recall():
     assert loose["achieved_false_alerts_per_hour"]["events"]["doorbell"] == pytest.approx(2.0)
 
 
-def test_calibrate_speak_now_against_response_windows():
-    n = 22500
-    windows = [(100.0 + 400 * i, 103.0 + 400 * i) for i in range(8)]
-    s = _stream(n, responses=windows, quiet=[(0.0, 3600.0)])
-    speak = np.full(n, 0.001)
-    for k, (a, _) in enumerate(windows):
-        speak[_chunk_at(a + 0.5):_chunk_at(a + 0.5) + 3] = 0.95 if k < 6 else 0.7
-    for t in (50, 1050, 2050):  # three false alerts at 0.75
-        speak[_chunk_at(t):_chunk_at(t) + 2] = 0.75
-    outs = [{"speak": speak, "events": np.zeros((n, 0))}]
-    thr = calibrate([s], outs, [], target_fa_per_hour=1.0)
-    res = proactive([s], outs, thr["speak_now"])
-    assert res["false_alerts"] == 0 and res["hits"] == 6  # 0.7 windows are lost with 0.75 FAs
-    assert thr["recall_at_rate"]["speak_now"] == pytest.approx(6 / 8)
-    assert thr["achieved_false_alerts_per_hour"]["speak_now"] == 0.0
-
-
-def test_operating_curve_trades_recall_for_false_alerts():
-    # the scene of the test above: 6 windows answered at 0.95, 2 at 0.7, 3 false alerts at 0.75
+def _speak_scene():
+    """One hour, 8 response windows: 6 answered at 0.95, 2 at 0.7; three false alerts at
+    0.75 in quiet audio. Returns ``(stream, outs)``."""
     n = 22500
     windows = [(100.0 + 400 * i, 103.0 + 400 * i) for i in range(8)]
     s = _stream(n, responses=windows, quiet=[(0.0, 3600.0)])
@@ -85,7 +69,20 @@ def test_operating_curve_trades_recall_for_false_alerts():
         speak[_chunk_at(a + 0.5):_chunk_at(a + 0.5) + 3] = 0.95 if k < 6 else 0.7
     for t in (50, 1050, 2050):
         speak[_chunk_at(t):_chunk_at(t) + 2] = 0.75
-    outs = [{"speak": speak, "events": np.zeros((n, 0))}]
+    return s, [{"speak": speak, "events": np.zeros((n, 0))}]
+
+
+def test_calibrate_speak_now_against_response_windows():
+    s, outs = _speak_scene()
+    thr = calibrate([s], outs, [], target_fa_per_hour=1.0)
+    res = proactive([s], outs, thr["speak_now"])
+    assert res["false_alerts"] == 0 and res["hits"] == 6  # 0.7 windows are lost with 0.75 FAs
+    assert thr["recall_at_rate"]["speak_now"] == pytest.approx(6 / 8)
+    assert thr["achieved_false_alerts_per_hour"]["speak_now"] == 0.0
+
+
+def test_operating_curve_trades_recall_for_false_alerts():
+    s, outs = _speak_scene()
     curve = operating_curve([s], outs, grid=[0.9, 0.5, 0.72, 0.98])
     assert [p["threshold"] for p in curve] == [0.5, 0.72, 0.9, 0.98]  # ascending
     by_thr = {p["threshold"]: p for p in curve}

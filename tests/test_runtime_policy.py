@@ -15,6 +15,14 @@ EVENTS = ("smoke_alarm", "co_alarm", "doorbell", "kettle_whistle", "other_sound"
 SAFETY = ("smoke_alarm", "co_alarm")
 
 
+def spelled_from(frames, first_chunk):
+    """A backend script that feeds ``frames`` (CTC rows) 4 per chunk from ``first_chunk``."""
+    def script(i, feeds):
+        j = i - first_chunk
+        return {"ctc": frames[4 * j:4 * j + 4]} if 0 <= 4 * j < len(frames) else {}
+    return script
+
+
 def make_engine(bundle_path, script, **kw):
     bundle = load_bundle(bundle_path)
     return Engine.from_bundle(bundle, backend=ScriptedBackend(bundle, script), **kw)
@@ -238,12 +246,7 @@ def test_model_decides_non_safety_alerts_with_speak_now_and_intent(runtime_fake_
 
 
 def test_keyword_alert_from_captions(runtime_fake_bundle):
-    frames = spell("dinner is ready")
-
-    def script(i, feeds):
-        j = i - 3
-        return {"ctc": frames[4 * j:4 * j + 4]} if 0 <= 4 * j < len(frames) else {}
-
+    script = spelled_from(spell("dinner is ready"), 3)
     engine = make_engine(runtime_fake_bundle, script)
     _, events = run_chunks(engine, 16, instruction="let me know when someone says dinner")
     kw = alerts(events, "keyword:dinner")
@@ -366,7 +369,6 @@ def test_policy_config_validation_names_the_field():
 def test_second_pass_replaces_final_captions_off_the_decide_path(runtime_fake_bundle):
     import threading
 
-    frames = spell("helo wrld")
     seen = []
 
     class FakeWhisper:
@@ -374,13 +376,8 @@ def test_second_pass_replaces_final_captions_off_the_decide_path(runtime_fake_bu
             seen.append((len(samples), threading.current_thread().name))
             return "hello world"
 
-    def script(i, feeds):
-        j = i - 2
-        return {"ctc": frames[4 * j:4 * j + 4]} if 0 <= 4 * j < len(frames) else {}
-
-    bundle = load_bundle(runtime_fake_bundle)
-    with Engine.from_bundle(bundle, backend=ScriptedBackend(bundle, script),
-                            second_pass=FakeWhisper()) as engine:
+    script = spelled_from(spell("helo wrld"), 2)
+    with make_engine(runtime_fake_bundle, script, second_pass=FakeWhisper()) as engine:
         _, events = run_chunks(engine, 14)
     finals = [e for e in events if e["type"] == "caption" and e["final"]]
     assert len(finals) == 1
@@ -398,19 +395,12 @@ def test_second_pass_replaces_final_captions_off_the_decide_path(runtime_fake_bu
 
 
 def _keyword_run(runtime_fake_bundle, draft, final_text):
-    frames = spell(draft)
-
     class FakeWhisper:
         def transcribe(self, samples):
             return final_text
 
-    def script(i, feeds):
-        j = i - 3
-        return {"ctc": frames[4 * j:4 * j + 4]} if 0 <= 4 * j < len(frames) else {}
-
-    bundle = load_bundle(runtime_fake_bundle)
-    with Engine.from_bundle(bundle, backend=ScriptedBackend(bundle, script),
-                            second_pass=FakeWhisper()) as engine:
+    script = spelled_from(spell(draft), 3)
+    with make_engine(runtime_fake_bundle, script, second_pass=FakeWhisper()) as engine:
         _, events = run_chunks(engine, 24, instruction="let me know when someone says dinner")
     final = [e for e in events if e["type"] == "caption" and e["final"]]
     return final, alerts(events, "keyword:dinner")
