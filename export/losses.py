@@ -27,9 +27,11 @@ With speak-now logits ``s_k`` and ``p_k = sigmoid(s_k)``:
   firing inside the window, so earlier responses are preferred.
 
 Total: ``w_fa L_fa + w_early L_early + w_late L_late + w_miss L_miss + w_delay L_delay`` with
-defaults 1.0, 1.0, 0.5, 2.0, 0.5 (misses of hazards cost the most; a late answer is less bad
-than one nobody asked for). All terms are computed in log space (``softplus``, ``log(-expm1)``)
-so saturated logits give finite gradients.
+defaults 1.0, 1.0, 0.5, 2.0, 0.5 (misses cost the most; a late answer is less bad than one
+nobody asked for). ``mean_W`` may weight windows (``window_weight``): training gives alert
+windows (hazards, requested sounds, keywords) ``TrainConfig.alert_window_weight`` so that a
+missed siren costs more than a missed answer. All terms are computed in log space
+(``softplus``, ``log(-expm1)``) so saturated logits give finite gradients.
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
 
 
 def response_timing_loss(speak_logit: Tensor, zone: Tensor, window_id: Tensor,
-                         weights: TimingWeights = TimingWeights()
+                         weights: TimingWeights = TimingWeights(),
+                         window_weight: Tensor | None = None
                          ) -> tuple[Tensor, dict[str, float]]:
     """Response-timing loss (see module docstring).
 
@@ -68,6 +71,8 @@ def response_timing_loss(speak_logit: Tensor, zone: Tensor, window_id: Tensor,
     zone : (B, C) int zone codes.
     window_id : (B, C) int, the window a WINDOW chunk belongs to (unique within its stream,
         >= 0), -1 elsewhere. Chunks of one window must be contiguous.
+    window_weight : optional (B, C) float, > 0 on WINDOW chunks: the weight of each window in
+        the miss and delay means (read off its chunks; the largest counts). None = all 1.
 
     Returns
     -------
@@ -117,8 +122,15 @@ def response_timing_loss(speak_logit: Tensor, zone: Tensor, window_id: Tensor,
         offset = (pos - first[gid]).double() / length[gid].clamp(min=1)
         delay = torch.zeros(n_groups, dtype=torch.float64,
                             device=s.device).scatter_add(0, gid, q * offset)
-        parts["miss"] = miss[present].mean().float()
-        parts["delay"] = delay[present].mean().float()
+        if window_weight is None:
+            w_group = present.double()
+        else:
+            w_group = torch.zeros(n_groups, dtype=torch.float64, device=s.device).scatter_reduce(
+                0, gid, window_weight.double().reshape(-1) * mask, reduce="amax")
+            w_group = torch.where(present, w_group, torch.zeros_like(w_group))
+        w_sum = w_group.sum().clamp(min=1e-12)
+        parts["miss"] = ((miss.masked_fill(~present, 0.0) * w_group).sum() / w_sum).float()
+        parts["delay"] = ((delay * w_group).sum() / w_sum).float()
     else:
         parts["miss"] = s.sum() * 0.0
         parts["delay"] = s.sum() * 0.0

@@ -48,7 +48,7 @@ from .losses import (
     response_timing_loss,
 )
 from .model import AimModel, ModelConfig, count_parameters
-from .targets import StreamTargets, load_split
+from .targets import INTENT_INDEX, StreamTargets, load_split
 
 
 @dataclasses.dataclass
@@ -68,6 +68,9 @@ class TrainConfig:
     w_timing: float = 1.0
     w_distill: float = 0.5
     event_pos_weight: float = 1.0  # events are rare per chunk: weight positives up
+    # weight of alert windows (intent "alert") against answer/acknowledge windows in the
+    # timing loss's miss and delay terms: a missed hazard costs more than a missed answer
+    alert_window_weight: float = 1.0
     # share of crops placed around an event onset or a response window (the rest are uniform):
     # hazards are a few percent of the audio, so uniform crops rarely show the model one
     focus_fraction: float = 0.0
@@ -238,8 +241,12 @@ def compute_losses(model: AimModel, batch: dict[str, Any], cfg: TrainConfig,
         it = F.cross_entropy(out["intent_logits"][intent_mask], batch["intent"][intent_mask])
     else:
         it = out["intent_logits"].sum() * 0.0
+    window_weight = None
+    if cfg.alert_window_weight != 1.0:
+        window_weight = torch.where(batch["intent"] == INTENT_INDEX["alert"],
+                                    cfg.alert_window_weight, 1.0)
     timing, tparts = response_timing_loss(out["speak_logit"], batch["zone"], batch["window_id"],
-                                          TimingWeights())
+                                          TimingWeights(), window_weight)
     loss = cfg.w_ctc * ctc + cfg.w_event * ev + cfg.w_intent * it + cfg.w_timing * timing
     if teacher is not None:
         with torch.no_grad():

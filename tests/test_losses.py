@@ -75,3 +75,55 @@ def test_batches_with_several_windows_and_gradients_are_finite():
     # window 1 of stream 0 (one chunk at -50) is essentially missed: miss term is large
     assert parts["miss"] > 10
     assert logits.grad[0, 3] < 0  # raising that logit lowers the loss
+
+
+def test_window_weight_makes_a_missed_alert_cost_more_than_a_missed_answer():
+    # stream 0: window 0 is hit (logit +8), window 1 is missed (two chunks at -8)
+    zone = torch.tensor([[ZONE_WINDOW, ZONE_NONE, ZONE_WINDOW, ZONE_WINDOW]])
+    win = torch.tensor([[0, -1, 1, 1]])
+    logits = torch.tensor([[HIGH, LOW, LOW, LOW]])
+    p_hi, p_lo = 1 / (1 + math.exp(-HIGH)), 1 / (1 + math.exp(-LOW))
+    miss_hit = -math.log(p_hi)
+    miss_missed = -math.log(1 - (1 - p_lo) ** 2)
+    _, plain = response_timing_loss(logits, zone, win)
+    assert plain["miss"] == pytest.approx((miss_hit + miss_missed) / 2, rel=1e-4)
+    # weight 4 on the missed window (set on its chunks): (1 * hit + 4 * missed) / 5
+    weight = torch.tensor([[1.0, 1.0, 4.0, 4.0]])
+    _, weighted = response_timing_loss(logits, zone, win, window_weight=weight)
+    assert weighted["miss"] == pytest.approx((miss_hit + 4 * miss_missed) / 5, rel=1e-4)
+    # the same weight on the hit window lowers the mean instead
+    _, other = response_timing_loss(logits, zone, win, window_weight=torch.tensor(
+        [[4.0, 1.0, 1.0, 1.0]]))
+    assert other["miss"] < plain["miss"] < weighted["miss"]
+
+
+def test_alert_window_weight_reaches_the_training_loss():
+    from export.train import INTENT_INDEX, TrainConfig, compute_losses  # noqa: PLC0415
+
+    class Fixed(torch.nn.Module):  # a stand-in model whose speak-now logits are given
+        def __init__(self, speak):
+            super().__init__()
+            self.speak = torch.tensor([speak])
+
+        def forward(self, x, instruction):
+            b, c = self.speak.shape
+            return {"ctc_logprobs": torch.zeros(b, c, 4).log_softmax(-1),
+                    "event_logits": torch.zeros(b, c, 2), "intent_logits": torch.zeros(b, c, 4),
+                    "speak_logit": self.speak}
+
+    batch = {"fbank": torch.zeros(1, 64, 80), "instruction": torch.zeros(1, 4, 8),
+             "segments": [], "events": torch.zeros(1, 4, 2),
+             "zone": torch.tensor([[ZONE_WINDOW, ZONE_NONE, ZONE_WINDOW, ZONE_NONE]]),
+             "window_id": torch.tensor([[0, -1, 1, -1]]),
+             "intent": torch.tensor([[INTENT_INDEX["alert"], 0, INTENT_INDEX["answer"], 0]])}
+    heavy = TrainConfig(alert_window_weight=3.0)
+
+    def total(speak, cfg):
+        return compute_losses(Fixed(speak), batch, cfg)[0].item()
+
+    misses_alert = [LOW, LOW, HIGH, LOW]
+    misses_answer = [HIGH, LOW, LOW, LOW]
+    assert total(misses_alert, TrainConfig()) == pytest.approx(
+        total(misses_answer, TrainConfig()), rel=1e-6)  # unweighted: one miss is one miss
+    assert total(misses_alert, heavy) > total(misses_alert, TrainConfig())
+    assert total(misses_answer, heavy) < total(misses_answer, TrainConfig())
