@@ -383,9 +383,54 @@ def build_bundle(model: AimModel, out: str | Path, *, formats: Sequence[str] = D
     if not step_formats:
         raise SystemExit(f"formats {list(formats)} contain no step model; add one of "
                          f"{list(STEP_FORMATS)}")
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    final = out
+    check_replaceable(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    # build next to the target and swap it in only when every gate has passed: a failed
+    # export leaves the old bundle (e.g. the shipped default) exactly as it was
+    out = Path(tempfile.mkdtemp(prefix=f".{final.name}.building-", dir=final.parent))
+    try:
+        _build_into(model, out, formats=formats, name=name, events_safety=events_safety,
+                    features=features, thresholds=thresholds, provenance=provenance,
+                    gate=gate, parity_fbank=parity_fbank, parity_streams=parity_streams,
+                    calibration_streams=calibration_streams,
+                    calibration_samples=calibration_samples,
+                    instruction_encoder=instruction_encoder, trained_with=trained_with,
+                    tflite_python=tflite_python, progress=progress)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        final.rename(old)
+    out.rename(final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    load_bundle(final, expect_features=features)  # the bundle we wrote must load
+    return final
+
+
+def check_replaceable(out: Path) -> None:
+    """Refuse to replace a folder that holds something other than an aim-edge bundle."""
+    if out.exists() and not out.is_dir():
+        raise SystemExit(f"--out {out}: exists and is not a folder; give a new folder path")
+    if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").is_file():
+        raise SystemExit(f"--out {out}: folder is not empty and holds no aim-edge bundle "
+                         "(no manifest.json); it would be replaced. Give a new or empty folder,"
+                         " or an existing bundle folder")
+
+
+def _build_into(model: AimModel, out: Path, *, formats: Sequence[str], name: str,
+                events_safety: dict[str, bool] | None, features: FbankConfig | None,
+                thresholds: dict[str, Any] | None, provenance: dict[str, Any] | None,
+                gate: dict[str, float] | None, parity_fbank: np.ndarray | None,
+                parity_streams: Sequence[Any] | None,
+                calibration_streams: Sequence[Any] | None, calibration_samples: int,
+                instruction_encoder: dict[str, Any] | None, trained_with: str,
+                tflite_python: Path | None, progress: bool) -> None:
+    """The export itself, into the (empty) staging folder ``out``."""
+    step_formats = [f for f in formats if f in STEP_FORMATS]
     cfg = model.cfg
     features = features or FbankConfig()
     if features.n_mels != cfg.n_mels:
@@ -504,8 +549,6 @@ def build_bundle(model: AimModel, out: str | Path, *, formats: Sequence[str] = D
     if encoder is not None:
         manifest["instructions"] = {"encoder": encoder}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    load_bundle(out, expect_features=features)  # the bundle we write must load
-    return out
 
 
 def _parse_events(spec: str) -> dict[str, bool]:
@@ -546,7 +589,9 @@ TFLite formats need `make tflite-env`; instruction-minilm needs `make minilm-env
                      "or save_weights_npz (.npz)")
     src.add_argument("--random-init", action="store_true",
                      help="untrained model with the real contract (runtime development only)")
-    parser.add_argument("--out", type=Path, required=True, help="bundle folder to (re)create")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="bundle folder to create or replace: the export is built beside it"
+                        " and swapped in only when every parity gate passes")
     parser.add_argument("--formats", default=",".join(DEFAULT_FORMATS),
                         help=f"comma separated subset of {','.join(FORMATS)} "
                         f"(default {','.join(DEFAULT_FORMATS)})")
@@ -600,6 +645,7 @@ TFLite formats need `make tflite-env`; instruction-minilm needs `make minilm-env
                         help="Python of the litert-torch environment (default "
                         ".venv-tflite/bin/python or $AIM_EDGE_TFLITE_PYTHON)")
     args = parser.parse_args(argv)
+    _check_args(parser, args)
 
     if args.random_init:
         torch.manual_seed(args.seed)
@@ -678,6 +724,31 @@ TFLite formats need `make tflite-env`; instruction-minilm needs `make minilm-env
                        tflite_python=args.tflite_python, progress=True)
     print_summary(out)
     return 0
+
+
+def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Every check that needs no model, before minutes of loading and calibration."""
+    for flag in ("calibrate_on", "test_on", "parity_data", "calibration_data", "evaluation",
+                 "provenance"):
+        path = getattr(args, flag)
+        if path is not None and not path.exists():
+            parser.error(f"--{flag.replace('_', '-')} {path}: no such file or folder")
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown:
+        parser.error(f"--formats: unknown {unknown}; choose from {','.join(FORMATS)}")
+    if args.min_agreement is not None and not 0.0 <= args.min_agreement <= 1.0:
+        parser.error(f"--min-agreement {args.min_agreement}: a fraction of decisions, "
+                     f"between 0 and 1 (default {DEFAULT_GATE['decision_agreement']})")
+    for flag in ("max_cer_delta", "max_f1_delta"):
+        if getattr(args, flag) < 0:
+            parser.error(f"--{flag.replace('_', '-')} {getattr(args, flag)}: must be >= 0")
+    if args.target_fa_per_hour <= 0:
+        parser.error(f"--target-fa-per-hour {args.target_fa_per_hour}: must be > 0")
+    try:
+        check_replaceable(args.out)
+    except SystemExit as e:
+        parser.error(str(e))
 
 
 def print_summary(out: Path) -> None:

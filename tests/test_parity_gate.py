@@ -121,8 +121,11 @@ def test_gate_fails_the_export_for_a_corrupted_artifact(tiny_model, tmp_path, mo
     monkeypatch.setattr(eb, "quantize_int8_dynamic", _corrupt_speak_head)
     # thresholds the random model's speak logits straddle: 0.5 is logit 0
     speak = float(torch.sigmoid(torch.tensor(0.0)))
+    previous = tmp_path / "b"  # a bundle from an earlier export: a failed one must keep it
+    previous.mkdir()
+    (previous / "manifest.json").write_text('{"old": true}')
     with pytest.raises(ParityGateError) as info:
-        eb.build_bundle(tiny_model, tmp_path / "b", formats=("onnx-fp32", "onnx-int8"),
+        eb.build_bundle(tiny_model, previous, formats=("onnx-fp32", "onnx-int8"),
                         thresholds={"speak_now": speak, "events": {"smoke_alarm": 0.5,
                                                                   "doorbell": 0.5}})
     err = info.value
@@ -130,6 +133,38 @@ def test_gate_fails_the_export_for_a_corrupted_artifact(tiny_model, tmp_path, mo
     assert err.metric == "decision_agreement" and err.bar == 0.995 and err.value < 0.99
     assert "model.int8.onnx" in str(err) and "the bar is >= 0.995" in str(err)
     assert isinstance(err, SystemExit)  # `python -m export.bundle` exits non-zero with it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]  # no staging folder left
+    assert sorted(p.name for p in previous.iterdir()) == ["manifest.json"]
+    assert json.loads((previous / "manifest.json").read_text()) == {"old": True}
+
+
+def test_export_refuses_to_replace_a_folder_that_is_not_a_bundle(tiny_model, tmp_path):
+    import export.bundle as eb
+
+    keep = tmp_path / "notes"
+    keep.mkdir()
+    (keep / "keep.txt").write_text("important")
+    with pytest.raises(SystemExit, match="holds no aim-edge bundle"):
+        eb.build_bundle(tiny_model, keep, formats=("onnx-fp32",))
+    assert (keep / "keep.txt").read_text() == "important"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--min-agreement", "1.5"], "--min-agreement 1.5: a fraction"),
+    (["--calibrate-on", "{tmp}/missing.npz"], "--calibrate-on {tmp}/missing.npz: no such file"),
+    (["--formats", "onnx-int4"], "unknown ['onnx-int4']"),
+    (["--max-cer-delta", "-1"], "--max-cer-delta -1.0: must be >= 0"),
+])
+def test_cli_rejects_bad_arguments_before_any_work(tmp_path, capsys, extra, message):
+    import export.bundle as eb
+
+    argv = ["--random-init", "--small", "--out", str(tmp_path / "b")]
+    with pytest.raises(SystemExit) as info:
+        eb.main(argv + [a.format(tmp=tmp_path) for a in extra])
+    assert info.value.code == 2
+    assert message.format(tmp=tmp_path) in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
 
 
 def test_every_onnx_precision_is_gated_stamped_and_loads(tiny_model, tmp_path, cached_export):
