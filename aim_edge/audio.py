@@ -214,22 +214,38 @@ class AudioConverter:
 # ----------------------------------------------------------------------------- WAV files
 
 class WavInfo:
-    """Format of a WAV file: ``sample_rate``, ``channels``, ``frames``, ``encoding``."""
+    """Format of a WAV file: ``sample_rate``, ``channels``, ``frames``, ``encoding``.
 
-    __slots__ = ("channels", "data_offset", "encoding", "frames", "sample_rate", "sample_width")
+    ``frames`` counts the whole frames the file really holds; ``declared_frames`` what its
+    header claims. They differ for a recording that was cut off (``truncation_note``).
+    """
+
+    __slots__ = ("channels", "data_offset", "declared_frames", "encoding", "frames",
+                 "sample_rate", "sample_width")
 
     def __init__(self, sample_rate: int, channels: int, frames: int, encoding: str,
-                 sample_width: int, data_offset: int = -1) -> None:
+                 sample_width: int, data_offset: int = -1,
+                 declared_frames: int | None = None) -> None:
         self.sample_rate = sample_rate
         self.channels = channels
         self.frames = frames
         self.encoding = encoding  # "pcm16" | "float32" | "float64"
         self.sample_width = sample_width
         self.data_offset = data_offset
+        self.declared_frames = frames if declared_frames is None else declared_frames
 
     @property
     def seconds(self) -> float:
         return self.frames / self.sample_rate if self.sample_rate else 0.0
+
+    def truncation_note(self, name: str | Path) -> str | None:
+        """A note when the data ends before the header says it should, else None."""
+        if self.frames >= self.declared_frames:
+            return None
+        declared = self.declared_frames / self.sample_rate
+        return (f"{name}: the file ends at {self.seconds:.2f} s but its header declares "
+                f"{declared:.2f} s (an interrupted recording?); decoded the {self.frames} whole "
+                "frames present")
 
     def __repr__(self) -> str:
         return (f"WavInfo({self.sample_rate} Hz, {self.channels} ch, {self.frames} frames,"
@@ -239,24 +255,48 @@ class WavInfo:
 _SOUNDFILE_HINT = ("convert it to 16-bit PCM or float WAV (e.g. `sox in.x -b 16 out.wav`), or"
                    " read it with soundfile (`pip install soundfile`) and pass the array to"
                    " Engine.process_array")
+_DTYPES = {"pcm16": np.dtype("<i2"), "float32": np.dtype("<f4"), "float64": np.dtype("<f8")}
 
 
-def _riff_float_info(f: BinaryIO, name: str) -> WavInfo | None:
-    """Parse a RIFF header; return WavInfo for IEEE-float data, None for PCM (left to wave)."""
+def _bytes_left(f: BinaryIO) -> int | None:
+    """Bytes from the current position to the end of ``f`` (None if it cannot seek)."""
+    try:
+        here = f.tell()
+        end = f.seek(0, io.SEEK_END)
+        f.seek(here)
+    except (OSError, ValueError):
+        return None
+    return max(0, end - here)
+
+
+def _riff_info(f: BinaryIO, name: str) -> WavInfo:
+    """Parse a RIFF/WAVE header up to the data chunk (16-bit PCM and 32/64-bit float, plain
+    or WAVE_FORMAT_EXTENSIBLE); leave ``f`` anywhere."""
     head = f.read(12)
     if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
         raise AudioInputError(f"{name}: not a WAV file (no RIFF/WAVE header); {_SOUNDFILE_HINT}")
+    if head[:4] == b"RIFX":
+        raise AudioInputError(f"{name}: big-endian (RIFX) WAV is not supported; "
+                              f"{_SOUNDFILE_HINT}")
     fmt = None
     pos = 12
     while True:
         hdr = f.read(8)
         if len(hdr) < 8:
-            raise AudioInputError(f"{name}: WAV file without a data chunk")
+            what = "its fmt chunk" if fmt is None else "a data chunk"
+            raise AudioInputError(f"{name}: WAV file ends at byte {pos} without {what} "
+                                  "(cut off while it was written?)")
         cid, size = hdr[:4], struct.unpack("<I", hdr[4:])[0]
         pos += 8
         if cid == b"fmt ":
             body = f.read(size + (size & 1))
+            if len(body) < min(size, 16):
+                raise AudioInputError(f"{name}: WAV file ends inside its fmt chunk, at byte "
+                                      f"{pos + len(body)} (cut off while it was written?)")
             pos += size + (size & 1)
+            if size < 16:
+                raise AudioInputError(f"{name}: WAV fmt chunk is {size} bytes, shorter than the"
+                                      f" 16 a format needs; {_SOUNDFILE_HINT}")
             tag, ch, rate, _, _, bits = struct.unpack("<HHIIHH", body[:16])
             if tag == 0xFFFE and len(body) >= 26:  # WAVE_FORMAT_EXTENSIBLE: subformat GUID
                 tag = struct.unpack("<H", body[24:26])[0]
@@ -265,17 +305,24 @@ def _riff_float_info(f: BinaryIO, name: str) -> WavInfo | None:
             if fmt is None:
                 raise AudioInputError(f"{name}: WAV data chunk before its fmt chunk")
             tag, ch, rate, bits = fmt
-            if tag == 1:
-                return None
-            if tag == 3 and bits in (32, 64):
-                width = bits // 8
-                if ch < 1 or rate < 1:
-                    raise AudioInputError(f"{name}: WAV header has {ch} channels at {rate} Hz")
-                frames = size // (width * ch)
-                return WavInfo(rate, ch, frames, f"float{bits}", width, pos)
-            raise AudioInputError(
-                f"{name}: WAV encoding (format tag {tag}, {bits} bits) is not supported;"
-                f" 16-bit PCM and 32/64-bit float are; {_SOUNDFILE_HINT}")
+            if tag == 1 and bits != 16:
+                raise AudioInputError(
+                    f"{name}: {bits}-bit PCM WAV is not supported (16-bit PCM and float are);"
+                    f" {_SOUNDFILE_HINT}")
+            if not (tag == 1 or (tag == 3 and bits in (32, 64))):
+                raise AudioInputError(
+                    f"{name}: WAV encoding (format tag {tag}, {bits} bits) is not supported;"
+                    f" 16-bit PCM and 32/64-bit float are; {_SOUNDFILE_HINT}")
+            if ch < 1 or rate < 1:
+                raise AudioInputError(f"{name}: WAV header has {ch} channels at {rate} Hz")
+            width = bits // 8
+            declared = size // (width * ch)
+            frames = declared
+            left = _bytes_left(f)
+            if left is not None and left < size:  # cut off, or a streaming writer's size
+                frames = left // (width * ch)
+            encoding = "pcm16" if tag == 1 else f"float{bits}"
+            return WavInfo(rate, ch, frames, encoding, width, pos, declared_frames=declared)
         else:
             f.seek(size + (size & 1), io.SEEK_CUR)
             pos += size + (size & 1)
@@ -294,27 +341,10 @@ def wav_info(path: str | Path) -> WavInfo:
     """Format of the WAV file at ``path`` (raises AudioInputError for unsupported files)."""
     f, name, owned = _open(path)
     try:
-        info = _riff_float_info(f, name)
-        if info is not None:
-            return info
-        f.seek(0)
-        try:
-            with wave.open(f) as w:
-                return _pcm_info(w, name)
-        except (wave.Error, EOFError) as exc:
-            raise AudioInputError(f"{name}: unreadable WAV ({exc}); {_SOUNDFILE_HINT}") from exc
+        return _riff_info(f, name)
     finally:
         if owned:
             f.close()
-
-
-def _pcm_info(w: wave.Wave_read, name: str) -> WavInfo:
-    width = w.getsampwidth()
-    if width != 2:
-        raise AudioInputError(
-            f"{name}: {8 * width}-bit PCM WAV is not supported (16-bit PCM and float are);"
-            f" {_SOUNDFILE_HINT}")
-    return WavInfo(w.getframerate(), w.getnchannels(), w.getnframes(), "pcm16", 2)
 
 
 def iter_wav_blocks(path: str | Path | BinaryIO, block_frames: int = 4096
@@ -323,40 +353,27 @@ def iter_wav_blocks(path: str | Path | BinaryIO, block_frames: int = 4096
 
     A block is int16 ``(frames,)`` / ``(frames, channels)`` for PCM, float32/float64 for float
     files: pass it to :meth:`AudioConverter.convert` with ``info.sample_rate``. An empty file
-    yields nothing (check ``wav_info(path).frames``).
+    yields nothing (check ``wav_info(path).frames``); a file cut off mid-frame yields its whole
+    frames (``info.truncation_note``).
     """
     if block_frames < 1:
         raise ValueError(f"block_frames = {block_frames} must be >= 1")
     f, name, owned = _open(path)
     try:
-        info = _riff_float_info(f, name)
-        if info is not None:
-            f.seek(info.data_offset)
-            dtype = np.dtype("<f4") if info.sample_width == 4 else np.dtype("<f8")
-            left = info.frames
-            while left > 0:
-                n = min(block_frames, left)
-                raw = f.read(n * info.channels * info.sample_width)
-                if not raw:
-                    break
-                x = np.frombuffer(raw, dtype=dtype)
-                x = x[: (x.size // info.channels) * info.channels].astype(dtype.newbyteorder("="))
-                left -= x.size // info.channels
-                yield info, (x if info.channels == 1 else x.reshape(-1, info.channels))
-            return
-        f.seek(0)
-        try:
-            w = wave.open(f)
-        except (wave.Error, EOFError) as exc:
-            raise AudioInputError(f"{name}: unreadable WAV ({exc}); {_SOUNDFILE_HINT}") from exc
-        with w:
-            info = _pcm_info(w, name)
-            while True:
-                raw = w.readframes(block_frames)
-                if not raw:
-                    break
-                x = np.frombuffer(raw, dtype="<i2").astype(np.int16)
-                yield info, (x if info.channels == 1 else x.reshape(-1, info.channels))
+        info = _riff_info(f, name)
+        f.seek(info.data_offset)
+        dtype = _DTYPES[info.encoding]
+        frame_bytes = info.sample_width * info.channels
+        left = info.frames
+        while left > 0:
+            raw = f.read(min(block_frames, left) * frame_bytes)
+            whole = len(raw) // frame_bytes
+            if whole == 0:
+                break
+            x = np.frombuffer(raw[: whole * frame_bytes], dtype=dtype)
+            x = x.astype(dtype.newbyteorder("="))
+            left -= whole
+            yield info, (x if info.channels == 1 else x.reshape(-1, info.channels))
     finally:
         if owned:
             f.close()

@@ -365,6 +365,9 @@ class Engine:
                 stream.decode()
             if info.frames == 0:
                 stream.note(f"{path}: the file holds no audio samples; nothing was decoded")
+            cut = info.truncation_note(path)
+            if cut:
+                stream.note(cut)
             return stream.get_result()
 
     # ------------------------------------------------------------------ lifetime

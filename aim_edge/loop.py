@@ -169,7 +169,7 @@ class _BlockSource:
         tail = conv.flush()
         if tail.size and (not lossless or sink.wait_for_room(tail.size)):
             sink.push(tail)
-        self.notes = conv.notes()
+        self.notes = [*getattr(self, "notes", []), *conv.notes()]
 
 
 class ArraySource(_BlockSource):
@@ -199,7 +199,8 @@ class WavSource(_BlockSource):
         self.path = Path(path)
         self.info = wav_info(self.path)
         self.block = max(1, int(round(self.info.sample_rate * block_ms / 1000.0)))
-        self.notes: list[str] = []
+        cut = self.info.truncation_note(self.path)
+        self.notes: list[str] = [cut] if cut else []
 
     def blocks(self) -> Iterator[tuple[int, np.ndarray]]:
         for info, block in iter_wav_blocks(self.path, self.block):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from runtime_helpers import ScriptedBackend, noise
 
-from aim_edge.audio import read_wav, write_wav
+from aim_edge.audio import read_wav, wav_info, write_wav
 from aim_edge.backends import (
     BACKENDS,
     available_backends,
@@ -473,6 +473,55 @@ def test_wav_formats(tmp_path):
         read_wav(tmp_path / "x.mp3")
     with pytest.raises(AudioInputError, match="not found"):
         read_wav(tmp_path / "nope.wav")
+
+
+def _riff(fmt: bytes, data: bytes, declared: int | None = None) -> bytes:
+    size = len(data) if declared is None else declared
+    return (b"RIFF" + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data)) + b"WAVE"
+            + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", size)
+            + data)
+
+
+def test_wav_extensible_pcm_and_cut_off_files(tmp_path):
+    x = (noise(0.1) * 20000).astype(np.int16).reshape(-1, 2)  # 800 stereo frames
+    # WAVE_FORMAT_EXTENSIBLE 16-bit PCM (what sox writes for > 2 channels): subformat PCM
+    ext = (struct.pack("<HHIIHH", 0xFFFE, 2, 16000, 64000, 4, 16)
+           + struct.pack("<HHI", 22, 16, 3) + struct.pack("<H", 1) + bytes(14))
+    (tmp_path / "ext.wav").write_bytes(_riff(ext, x.astype("<i2").tobytes()))
+    rate, y = read_wav(tmp_path / "ext.wav")
+    assert rate == 16000 and y.dtype == np.int16
+    np.testing.assert_array_equal(y, x)
+    # cut off mid-frame: 300 whole frames and one odd byte remain of the declared 800
+    plain = struct.pack("<HHIIHH", 1, 2, 16000, 64000, 4, 16)
+    data = x.astype("<i2").tobytes()
+    (tmp_path / "cut.wav").write_bytes(_riff(plain, data[: 300 * 4 + 1], declared=len(data)))
+    info = wav_info(tmp_path / "cut.wav")
+    assert (info.frames, info.declared_frames) == (300, 800)
+    note = info.truncation_note("cut.wav")
+    assert "ends at 0.02 s" in note and "declares 0.05 s" in note
+    rate, y = read_wav(tmp_path / "cut.wav")
+    np.testing.assert_array_equal(y, x[:300])
+    assert wav_info(tmp_path / "ext.wav").truncation_note("ext.wav") is None
+    # a header cut inside its fmt chunk, and a fmt chunk too short to hold a format
+    (tmp_path / "head.wav").write_bytes(_riff(plain, b"")[:30])
+    with pytest.raises(AudioInputError, match="ends inside its fmt chunk, at byte 30"):
+        read_wav(tmp_path / "head.wav")
+    (tmp_path / "short.wav").write_bytes(_riff(plain[:12], b""))
+    with pytest.raises(AudioInputError, match="fmt chunk is 12 bytes, shorter than the 16"):
+        read_wav(tmp_path / "short.wav")
+    (tmp_path / "nodata.wav").write_bytes(_riff(plain, b"")[:36])
+    with pytest.raises(AudioInputError, match="ends at byte 36 without a data chunk"):
+        read_wav(tmp_path / "nodata.wav")
+
+
+def test_a_cut_off_file_is_decoded_and_noted(engine, tmp_path):
+    x = (noise(1.0) * 8000).astype(np.int16)
+    data = x.astype("<i2").tobytes()
+    fmt = struct.pack("<HHIIHH", 1, 1, 16000, 32000, 2, 16)
+    (tmp_path / "cut.wav").write_bytes(_riff(fmt, data[: len(data) // 2 + 1], len(data)))
+    res = engine.process_file(tmp_path / "cut.wav")
+    assert res.audio_s == pytest.approx(0.5, abs=0.01)
+    assert any("ends at 0.50 s but its header declares 1.00 s" in n for n in res.notes)
 
 
 def test_engine_with_a_scripted_backend_closes_it(runtime_fake_bundle):

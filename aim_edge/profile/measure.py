@@ -104,7 +104,8 @@ class LoopedWavSource(_BlockSource):
         self.block = max(1, int(round(self.info.sample_rate * block_ms / 1000.0)))
         self.limit = None if seconds is None else int(round(seconds * self.info.sample_rate))
         self.repeats = 0
-        self.notes: list[str] = []
+        cut = self.info.truncation_note(self.path)
+        self.notes: list[str] = [cut] if cut else []
 
     def blocks(self) -> Iterator[tuple[int, np.ndarray]]:
         sent = 0
