@@ -133,6 +133,8 @@ class Bundle:
     speak_threshold: float
     event_thresholds: Mapping[str, float]
     artifacts: tuple[Artifact, ...]
+    #: step artifacts listed in the manifest whose files were removed: (file, format, precision)
+    missing: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def name(self) -> str:
@@ -171,6 +173,16 @@ class Bundle:
                    and (precision is None or a.precision == precision)]
         if not matches:
             have = sorted({(a.format, a.precision) for a in self.artifacts if a.role == role})
+            gone = [f for f, fmt, prec in self.missing if fmt == format
+                    and (precision is None or prec == precision)]
+            if gone and role == "step":
+                backend = {"onnx": "onnxruntime", "tflite": "litert"}
+                other = sorted({backend[f] for f, _ in have})
+                raise BundleError(
+                    f"bundle {self.name!r}: {', '.join(gone)} is listed in the manifest but was"
+                    f" removed from {self.root}; copy it back, or use a backend for what the"
+                    f" bundle still has: {have}"
+                    + (f" (--backend {' or '.join(other)})" if other else ""))
             raise BundleError(
                 f"bundle {self.name!r} has no {role} artifact with format={format!r}"
                 f" precision={precision!r}; it has {have}"
@@ -331,6 +343,7 @@ def load_bundle(path: str | Path, *, verify_hashes: bool = True,
             _require(enc if isinstance(enc, dict) else {}, "kind", str, "instructions.encoder.")
 
     artifacts = []
+    missing: list[tuple[str, str, str]] = []
     for i, a in enumerate(_require(manifest, "artifacts", list, "")):
         where = f"artifacts[{i}]."
         fname = _require(a, "file", str, where)
@@ -346,6 +359,9 @@ def load_bundle(path: str | Path, *, verify_hashes: bool = True,
         if Path(fname).is_absolute() or ".." in Path(fname).parts:
             raise BundleError(f"manifest: {where}file = {fname!r} must stay inside the bundle")
         if not fpath.is_file():
+            if str(a.get("role", "step")) == "step":  # either model file alone is enough
+                missing.append((fname, fmt, prec))
+                continue
             raise BundleError(f"bundle {root}: {fname} is listed in the manifest but missing")
         if verify_hashes:
             _verify_file(root, fname, fpath, size, digest)
@@ -366,6 +382,11 @@ def load_bundle(path: str | Path, *, verify_hashes: bool = True,
         artifacts.append(Artifact(fname, fmt, prec, str(a.get("role", "step")), size, digest,
                                   dict(a.get("parity", {})), fpath, tokenizer))
     if not any(a.role == "step" for a in artifacts):
+        if missing:
+            names = ", ".join(f for f, _, _ in missing)
+            raise BundleError(f"bundle {root}: {names} {'is' if len(missing) == 1 else 'are'}"
+                              " listed in the manifest but missing; no streaming model file is"
+                              " left (copy one back or re-export)")
         raise BundleError("manifest: no artifact with role 'step' (the streaming model)")
     _check_instruction_encoder(manifest, model)
     if "asr" in manifest:
@@ -376,6 +397,7 @@ def load_bundle(path: str | Path, *, verify_hashes: bool = True,
         subsampling=subsampling, lookahead_frames=lookahead, instruction_dim=instruction_dim,
         state=tuple(states), vocab=vocab, events=events, intents=intents,
         speak_threshold=speak, event_thresholds=ev_thr, artifacts=tuple(artifacts),
+        missing=tuple(missing),
     )
 
 

@@ -97,6 +97,21 @@ def test_missing_listed_file(tmp_path):
         load_bundle(root)
 
 
+def test_either_model_file_alone_is_enough(tmp_path):
+    # a bundle that lists an ONNX and a TFLite file, shipped with only the ONNX one
+    root = _edit(write_fake_bundle(tmp_path / "b"), lambda m: m["artifacts"].append(
+        {**m["artifacts"][0], "file": "model.int8.tflite", "format": "tflite",
+         "precision": "int8-dynamic"}))
+    b = load_bundle(root)
+    assert [a.file for a in b.artifacts] == ["model.onnx"]
+    assert b.missing == (("model.int8.tflite", "tflite", "int8-dynamic"),)
+    assert b.artifact(format="onnx").file == "model.onnx"
+    with pytest.raises(BundleError, match=r"model\.int8\.tflite is listed in the manifest but "
+                       r"was removed from .*copy it back, or use a backend for what the bundle "
+                       r"still has: \[\('onnx', 'fp32'\)\] \(--backend onnxruntime\)"):
+        b.artifact(format="tflite")
+
+
 @pytest.mark.parametrize("name", ["weights.pkl", "model.pt", "evil.py", "cache.npy"])
 def test_bundles_never_contain_pickles_or_code(tmp_path, name):
     root = write_fake_bundle(tmp_path / "b")
