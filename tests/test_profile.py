@@ -234,6 +234,11 @@ def test_cli_bad_input_is_a_clear_error(tmp_path, capsys):
             cli.main(["profile", DEMO, *bad])
         assert exc.value.code == 2
         assert bad[1] in capsys.readouterr().err
+    # a report folder that cannot exist (under a file) fails before any measurement
+    rc = cli.main(["profile", DEMO, "--in-process", "--report", str(empty / "sub")])
+    captured = capsys.readouterr()
+    assert rc == 2 and f"--report {empty / 'sub'}: cannot create the folder" in captured.err
+    assert "aim-edge profile:" not in captured.out  # the sweep never started
 
 
 def test_importing_the_profiler_loads_no_plotting_or_inference_library():

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from .._argtypes import nonneg_int, positive_int, positive_number
@@ -160,6 +162,18 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
     out = sys.stdout
     path = _input_path(args)
+    if args.report:  # before the sweep: a report that cannot be written would lose it
+        report_dir = Path(args.report)
+        try:
+            report_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(f"aim-edge profile: error: --report {args.report}: cannot create the folder "
+                  f"({exc.strerror}); give a folder path that can be written", file=sys.stderr)
+            return 2
+        if not os.access(report_dir, os.W_OK | os.X_OK):
+            print(f"aim-edge profile: error: --report {args.report}: folder is not writable; "
+                  "give a folder path that can be written", file=sys.stderr)
+            return 2
     if args.report and not args.no_plots:
         if not _have_matplotlib():
             print(f"aim-edge profile: plots need matplotlib: {PLOT_HINT}; report.json and"
