@@ -598,7 +598,8 @@ TFLite formats need `make tflite-env`; instruction-minilm needs `make minilm-env
     parser.add_argument("--events", default="smoke_alarm:safety,co_alarm:safety,siren:safety,"
                         "glass_break:safety,doorbell,kettle_whistle,phone_ring,knock",
                         help="with --random-init: LABEL[:safety],...")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="with --random-init: torch seed of the weights (default 0)")
     parser.add_argument("--small", action="store_true", help="with --random-init: a tiny model")
     parser.add_argument("--instruction-encoder", choices=ENCODERS, default=None,
                         help="instruction embedding the model was trained with (default: the "
@@ -644,6 +645,16 @@ TFLite formats need `make tflite-env`; instruction-minilm needs `make minilm-env
     parser.add_argument("--tflite-python", type=Path, default=None,
                         help="Python of the litert-torch environment (default "
                         ".venv-tflite/bin/python or $AIM_EDGE_TFLITE_PYTHON)")
+    metavars = {"checkpoint": "CKPT", "out": "DIR", "formats": "F1,F2", "events": "SPEC",
+                "seed": "N", "calibrate_on": "SPLIT", "target_fa_per_hour": "RATE",
+                "evaluation": "JSON", "test_on": "SPLIT", "parity_data": "SPLIT",
+                "parity_chunks": "N", "calibration_data": "SPLIT", "calibration_chunks": "N",
+                "calibration_samples": "N", "min_agreement": "FRACTION",
+                "max_cer_delta": "POINTS", "max_f1_delta": "DELTA", "provenance": "JSON",
+                "tflite_python": "PYTHON"}
+    for action in parser._actions:
+        if action.dest in metavars:
+            action.metavar = metavars[action.dest]
     args = parser.parse_args(argv)
     _check_args(parser, args)
 

@@ -88,18 +88,51 @@ def evaluate(model: AimModel, streams, thresholds: dict) -> dict[str, object]:
     }
 
 
+EPILOG = """examples:
+  python -m export.evaluate --checkpoint ckpt/best.pt --data pack/test.npz \\
+      --calibrate-on pack/dev-full.npz --json eval.json --plot eval.png
+  python -m export.plots evaluation old.json eval.json --out compare.png   # two models
+
+Without --calibrate-on every threshold is 0.5 (useful for a quick look, not for a report).
+"""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m export.evaluate",
-                                description=__doc__.split("\n")[0])
-    p.add_argument("--checkpoint", type=Path, required=True)
-    p.add_argument("--data", type=Path, required=True, help="held-out split (folder or .npz)")
-    p.add_argument("--calibrate-on", type=Path, help="split to calibrate thresholds on (dev)")
-    p.add_argument("--target-fa-per-hour", type=float, default=1.0)
-    p.add_argument("--json", type=Path, help="write the results here")
+                                description="Evaluate a checkpoint on a held-out split and"
+                                " calibrate its thresholds on another: event F1 per class,"
+                                " proactive F1, false alerts per hour, response delay,"
+                                " greedy-CTC CER and keyword spotting.",
+                                epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", type=Path, required=True, metavar="CKPT",
+                   help="export.train checkpoint (.pt) or shipped weights (.npz)")
+    p.add_argument("--data", type=Path, required=True, metavar="SPLIT",
+                   help="held-out split: an export.data folder or an export.pack .npz")
+    p.add_argument("--calibrate-on", type=Path, metavar="SPLIT",
+                   help="another split (dev) to choose the thresholds on; default: all 0.5")
+    p.add_argument("--target-fa-per-hour", type=float, default=1.0, metavar="RATE",
+                   help="false alerts per hour of no-response audio the thresholds may cost"
+                   " on the calibration split (default %(default)s)")
+    p.add_argument("--json", type=Path, metavar="FILE",
+                   help="also write the results (JSON) to this file")
     p.add_argument("--plot", type=Path, metavar="PNG",
-                   help="draw the operating curve and per-class event F1 here")
-    p.add_argument("--threads", type=int, default=2)
+                   help="draw the operating curve and per-class event F1 here (matplotlib)")
+    p.add_argument("--threads", type=int, default=2, metavar="N",
+                   help="torch CPU threads (default %(default)s)")
     args = p.parse_args(argv)
+    for flag in ("checkpoint", "data", "calibrate_on"):
+        path = getattr(args, flag)
+        if path is not None and not path.exists():
+            p.error(f"--{flag.replace('_', '-')} {path}: no such file or folder")
+    for flag in ("json", "plot"):
+        path = getattr(args, flag)
+        if path is not None and not path.resolve().parent.is_dir():
+            p.error(f"--{flag} {path}: folder {path.resolve().parent} does not exist")
+    if args.threads < 1:
+        p.error(f"--threads {args.threads}: must be >= 1")
+    if not args.target_fa_per_hour > 0:
+        p.error(f"--target-fa-per-hour {args.target_fa_per_hour}: must be > 0")
     model, meta = load_checkpoint(args.checkpoint)
     events = list(model.cfg.events)
     result: dict[str, object] = {"checkpoint": str(args.checkpoint)}
