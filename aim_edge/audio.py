@@ -372,6 +372,14 @@ def iter_wav_blocks(path: str | Path | BinaryIO, block_frames: int = 4096
                 break
             x = np.frombuffer(raw[: whole * frame_bytes], dtype=dtype)
             x = x.astype(dtype.newbyteorder("="))
+            if info.encoding != "pcm16" and not np.isfinite(x).all():
+                bad = int(np.flatnonzero(~np.isfinite(x))[0]) // info.channels
+                frame = info.frames - left + bad
+                raise AudioInputError(
+                    f"{name}: sample {frame} ({frame / info.sample_rate:.3f} s) is "
+                    f"{x[bad * info.channels:(bad + 1) * info.channels].tolist()} (not finite); "
+                    "the file is damaged: re-export it, or load it, clean it (np.nan_to_num) "
+                    "and pass the array to Engine.process_array")
             left -= whole
             yield info, (x if info.channels == 1 else x.reshape(-1, info.channels))
     finally:

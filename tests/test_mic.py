@@ -86,6 +86,19 @@ def test_help_teaches_with_examples(capsys):
     assert "--device INDEX" in capsys.readouterr().out
 
 
+def test_devices_with_an_unmatched_host_api_names_the_ones_there_are(capsys):
+    with mock.patch.object(devices_mod, "list_input_devices", return_value=DEVICES), \
+            mock.patch.object(devices_mod, "portaudio_version", return_value="PortAudio 19"), \
+            mock.patch.object(devices_mod, "host_api_names", return_value=["ALSA", "JACK"]):
+        assert cli.main(["devices", "--host-api", "coreaudio"]) == 1
+        err = capsys.readouterr().err
+        assert ("aim-edge devices: error: no input device on a host API matching 'coreaudio';"
+                " the input devices are on ALSA, JACK Audio Connection Kit") in err
+        assert cli.main(["devices", "--host-api", "jack"]) == 0
+        out = capsys.readouterr().out
+        assert "system" in out and "USB Audio Mic" not in out
+
+
 # ----------------------------------------------------------------------------- selection
 
 def test_select_default_index_substring_and_host_api():

@@ -514,6 +514,16 @@ def test_wav_extensible_pcm_and_cut_off_files(tmp_path):
         read_wav(tmp_path / "nodata.wav")
 
 
+def test_a_float_file_with_nan_names_the_file_and_the_time(tmp_path):
+    x = noise(0.5).astype("<f4")
+    x[4000] = np.nan  # 0.25 s
+    fmt = struct.pack("<HHIIHH", 3, 1, 16000, 64000, 4, 32)
+    (tmp_path / "nan.wav").write_bytes(_riff(fmt, x.tobytes()))
+    with pytest.raises(AudioInputError, match=r"nan\.wav: sample 4000 \(0\.250 s\) is \[nan\]"
+                       r" \(not finite\); the file is damaged"):
+        read_wav(tmp_path / "nan.wav")
+
+
 def test_a_cut_off_file_is_decoded_and_noted(engine, tmp_path):
     x = (noise(1.0) * 8000).astype(np.int16)
     data = x.astype("<i2").tobytes()

@@ -71,7 +71,14 @@ def _cmd_devices(args: argparse.Namespace) -> int:
     devices = list_input_devices()
     if args.host_api:
         key = args.host_api.lower()
+        every = devices
         devices = [d for d in devices if key in d.host_api.lower()]
+        if every and not devices:
+            apis = sorted({d.host_api for d in every})
+            print(f"aim-edge devices: error: no input device on a host API matching "
+                  f"{args.host_api!r}; the input devices are on {', '.join(apis)} "
+                  "(drop --host-api to list them all)", file=sys.stderr)
+            return 1
     if args.json:
         print(json.dumps([{"index": d.index, "name": d.name, "host_api": d.host_api,
                            "channels": d.channels, "default_rate": d.default_rate,
