@@ -10,7 +10,7 @@ import argparse
 import math
 from collections.abc import Callable
 
-__all__ = ["int_at_least", "nonneg_int", "positive_int", "positive_number"]
+__all__ = ["int_at_least", "nonneg_int", "nonneg_number", "positive_int", "positive_number"]
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:
@@ -38,6 +38,21 @@ def positive_number(unit: str) -> Callable[[str], float]:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number of {unit}") from None
         if not math.isfinite(value) or value <= 0:
             raise argparse.ArgumentTypeError(f"{text} must be a number of {unit} > 0")
+        return value
+
+    return convert
+
+
+def nonneg_number(unit: str) -> Callable[[str], float]:
+    """A finite number >= 0 of ``unit`` (0 usually means "off")."""
+
+    def convert(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of {unit}") from None
+        if not math.isfinite(value) or value < 0:
+            raise argparse.ArgumentTypeError(f"{text} must be a number of {unit} >= 0")
         return value
 
     return convert

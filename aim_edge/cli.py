@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import __version__
-from ._argtypes import positive_int
+from ._argtypes import nonneg_number, positive_int
 from .errors import AimEdgeError
 
 EPILOG = """\
@@ -404,7 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
                           " (the console view then goes to stderr)")
     run.add_argument("--quiet", action="store_true",
                      help="no live console view (the summary is still printed)")
-    run.add_argument("--stats-every", type=float, default=0.0, metavar="SECONDS",
+    run.add_argument("--stats-every", type=nonneg_number("seconds"), default=0.0,
+                     metavar="SECONDS",
                      help="emit a stats event every SECONDS of audio (default: only at the end)")
     run.set_defaults(func=_cmd_run)
 

@@ -133,7 +133,7 @@ class JsonLinesResponder:
         else:
             path = Path(target)
             if path.parent and not path.parent.exists():
-                raise FileNotFoundError(f"--jsonl: folder {path.parent} does not exist")
+                raise FileNotFoundError(f"folder {path.parent} does not exist")
             self.file, self._owned = open(path, "w", encoding="utf-8", buffering=1), True
         self.count = 0
 

@@ -91,11 +91,16 @@ def test_run_with_a_missing_backend_names_the_install(runtime_small_bundle, wav,
 
 
 @pytest.mark.parametrize("argv", [["run"], ["run", "x.wav", "--threads", "0"],
-                                  ["run", "x.wav", "--backend", "tensorflow"]])
-def test_run_usage_errors_exit_2(argv):
+                                  ["run", "x.wav", "--backend", "tensorflow"],
+                                  ["run", "x.wav", "--stats-every", "-1"],
+                                  ["listen", "--stats-every", "nan"]])
+def test_run_usage_errors_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as info:
         cli.main(argv)
     assert info.value.code == 2
+    if "--stats-every" in argv:
+        assert f"--stats-every: {argv[-1]} must be a number of seconds >= 0" in (
+            capsys.readouterr().err)
 
 
 def test_run_help_teaches_with_examples(capsys):

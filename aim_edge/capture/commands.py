@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from .._argtypes import nonneg_int, positive_int, positive_number
+from .._argtypes import nonneg_int, nonneg_number, positive_int, positive_number
 from ..errors import AimEdgeError
 
 __all__ = ["add_commands"]
@@ -300,6 +300,7 @@ def add_commands(sub: Any) -> None:
                    help="write every event as a JSON line to PATH, or to stdout with '-'")
     m.add_argument("--quiet", action="store_true",
                    help="no live console view (warnings and the summary are still printed)")
-    m.add_argument("--stats-every", type=float, default=0.0, metavar="SECONDS",
+    m.add_argument("--stats-every", type=nonneg_number("seconds"), default=0.0,
+                   metavar="SECONDS",
                    help="emit a stats event (with capture counters) every SECONDS of audio")
     listen.set_defaults(func=_cmd_listen)
