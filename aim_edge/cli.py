@@ -251,6 +251,9 @@ def print_summary(summary: dict[str, Any], engine: Any, out: TextIO) -> None:
     print("  per stage p50/p99 ms   " + ", ".join(
         f"{k} {v['p50']:.2f}/{v['p99']:.2f}" for k, v in st.items()
         if k != "end_to_end" and v.get("n")), file=out)
+    if not summary["realtime"]:
+        print("                (--fast: features counts from the ring, so it includes the wait"
+              " for the perceive thread)", file=out)
     print(f"  model latency {b.algorithmic_latency_ms:.0f} ms algorithmic (chunk + lookahead +"
           " window), not included above", file=out)
     print(f"  dropped       {summary['dropped_samples']} samples"
@@ -384,6 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
                       " latency then includes queueing behind the file reader)")
     demo.add_argument("--asr", metavar="DIR", default=None,
                       help="Whisper second pass folder from `make asr-export` for final captions")
+    demo.add_argument("--endpoints", choices=["student", "silero"], default="student",
+                      help="with a second pass: utterance ends from the streaming model"
+                      " (default) or silero-vad")
     demo.set_defaults(func=_cmd_demo)
 
     run = sub.add_parser(
