@@ -208,6 +208,18 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"  soxr (resampling)       {soxr or 'not installed (pip install soxr)'}")
     tok = _module_version("tokenizers")
     print(f"  tokenizers (encoder)    {tok or 'not installed (pip install tokenizers)'}")
+    sd = _module_version("sounddevice")
+    if sd:
+        try:
+            from .capture.devices import portaudio_version
+
+            sd = f"{sd}, {portaudio_version()}"
+        except Exception as exc:  # noqa: BLE001 - PortAudio missing: say so, never fail info
+            sd = f"{sd}, PortAudio unusable ({str(exc).splitlines()[0][:80]})"
+    print(f"  sounddevice (listen)    "
+          f"{sd or 'not installed (pip install aim-edge[audio]; apt-get install libportaudio2)'}")
+    mpl = _module_version("matplotlib")
+    print(f"  matplotlib (plots)      {mpl or 'not installed (pip install matplotlib)'}")
     import shutil
 
     espeak = shutil.which("espeak-ng")

@@ -40,6 +40,20 @@ def test_info_lists_native_extensions_and_backends(capsys):
     assert "ring_buffer  ok" in out
     assert "fbank        ok" in out
     assert "onnxruntime" in out and "CPUExecutionProvider" in out
+    assert "sounddevice (listen)" in out and "matplotlib (plots)" in out
+
+
+def test_info_without_sounddevice_or_matplotlib_says_what_to_install(capsys):
+    from unittest import mock
+
+    with mock.patch.object(cli, "_module_version",
+                           side_effect=lambda m: None if m in ("sounddevice", "matplotlib")
+                           else "1.0"):
+        assert cli.main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "sounddevice (listen)    not installed (pip install aim-edge[audio]; apt-get install" \
+        " libportaudio2)" in out
+    assert "matplotlib (plots)      not installed (pip install matplotlib)" in out
 
 
 def test_no_command_prints_help_and_exits_2(capsys):
