@@ -137,8 +137,11 @@ def test_unknown_host_api_names_the_known_ones():
 
 
 def test_no_devices_at_all_says_what_to_do():
+    with pytest.raises(DeviceError) as err:
+        select_device([], host_apis=["ALSA", "OSS"])
+    assert str(err.value).startswith("no input devices found (PortAudio host APIs: ALSA, OSS).")
     with pytest.raises(DeviceError, match="no input devices found"):
-        select_device([])
+        select_device([], "USB", host_api="alsa")  # no devices: that, not the filter, is said
     text = format_devices([], ["ALSA", "OSS"])
     assert "ALSA, OSS" in text and "arecord -l" in text
 

@@ -176,7 +176,13 @@ def _cmd_listen(args: argparse.Namespace) -> int:
     from .. import cli
     from ..loop import Loop, LoopConfig
     from ..respond import ConsoleResponder, JsonLinesResponder, SpeechResponder
-    from .devices import list_input_devices, open_settings, require_sounddevice, select_device
+    from .devices import (
+        host_api_names,
+        list_input_devices,
+        open_settings,
+        require_sounddevice,
+        select_device,
+    )
     from .source import MicSource
 
     require_sounddevice()  # the install hint before anything else
@@ -184,7 +190,7 @@ def _cmd_listen(args: argparse.Namespace) -> int:
     info_out = sys.stderr if to_stdout else sys.stdout
     device: int | str | None = args.device
     devices = list_input_devices()
-    chosen = select_device(devices, device, args.host_api)
+    chosen = select_device(devices, device, args.host_api, host_api_names())
     engine = cli.engine_from_args(args)
     with engine:
         settings = open_settings(chosen, sample_rate=args.rate, channels=args.channels,

@@ -157,7 +157,7 @@ def _listing(devices: Sequence[InputDevice]) -> str:
 
 
 def select_device(devices: Sequence[InputDevice], device: int | str | None = None,
-                  host_api: str | None = None) -> InputDevice:
+                  host_api: str | None = None, host_apis: Sequence[str] = ()) -> InputDevice:
     """Pick an input device.
 
     Parameters
@@ -169,6 +169,8 @@ def select_device(devices: Sequence[InputDevice], device: int | str | None = Non
     host_api : str or None
         A case-insensitive part of the host API name (``"jack"``, ``"alsa"``): only its devices
         are considered.
+    host_apis : every host API PortAudio has (:func:`host_api_names`), named in the error
+        when there is no input device at all.
 
     Raises
     ------
@@ -176,6 +178,8 @@ def select_device(devices: Sequence[InputDevice], device: int | str | None = Non
         No such device, an ambiguous name, or no input device at all; the message lists the
         devices and how to choose.
     """
+    if not devices:
+        raise DeviceError(format_devices([], host_apis))
     pool = list(devices)
     if host_api is not None:
         key = host_api.strip().lower()

@@ -424,10 +424,10 @@ class MicSource:
         if isinstance(latency, str) and latency not in ("low", "high"):
             raise DeviceError(f"latency = {latency!r}: expected 'low', 'high' or seconds > 0")
         if settings is None:
-            from .devices import list_input_devices
+            from .devices import host_api_names, list_input_devices
 
             devices = list_input_devices()
-            chosen = select_device(devices, device, host_api)
+            chosen = select_device(devices, device, host_api, host_api_names())
             settings = open_settings(chosen, sample_rate=sample_rate, channels=channels,
                                      dtype=dtype, model_rate=model_rate, devices=devices)
         self.settings = settings
