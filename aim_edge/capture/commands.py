@@ -190,7 +190,8 @@ def _cmd_listen(args: argparse.Namespace) -> int:
     info_out = sys.stderr if to_stdout else sys.stdout
     device: int | str | None = args.device
     devices = list_input_devices()
-    chosen = select_device(devices, device, args.host_api, host_api_names())
+    chosen = select_device(devices, device, args.host_api,
+                           () if devices else host_api_names())
     engine = cli.engine_from_args(args)
     with engine:
         settings = open_settings(chosen, sample_rate=args.rate, channels=args.channels,

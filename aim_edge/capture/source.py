@@ -427,7 +427,8 @@ class MicSource:
             from .devices import host_api_names, list_input_devices
 
             devices = list_input_devices()
-            chosen = select_device(devices, device, host_api, host_api_names())
+            chosen = select_device(devices, device, host_api,
+                                   () if devices else host_api_names())
             settings = open_settings(chosen, sample_rate=sample_rate, channels=channels,
                                      dtype=dtype, model_rate=model_rate, devices=devices)
         self.settings = settings
