@@ -196,6 +196,21 @@ def test_cli_exit_3_when_p99_misses_the_budget(tmp_path, capsys):
     assert "verdict: FAIL" in text and "p99" in text and "> budget 0.001 ms" in text
 
 
+def test_fast_timeline_is_drawn_in_audio_time(fast_result):
+    from aim_edge.profile.report import timeline_window
+
+    assert fast_result["realtime"] is False
+    # --fast: chunks enter the ring far faster than real time, so wall-clock positions would
+    # pile every bar onto a sliver; audio positions space them one chunk apart
+    wall = np.asarray(fast_result["per_chunk"]["t_s"])
+    assert wall[-1] - wall[0] < 0.5 * (len(wall) - 1) * fast_result["chunk_ms"] / 1000
+    lo, hi = timeline_window(fast_result, 2.0)
+    assert hi - lo == pytest.approx(2.0, abs=0.21)
+    ends = np.asarray(fast_result["per_chunk"]["end_s"])
+    inside = (ends >= lo) & (ends <= hi)
+    assert 10 <= inside.sum() <= 14  # about 2 s / 160 ms chunks
+
+
 def test_report_without_matplotlib_says_what_to_install(fast_result, tmp_path, capsys):
     report = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "created": "now",
               "environment": {}, "run": {"input": DEMO, "audio_s": 3.0, "realtime": False},

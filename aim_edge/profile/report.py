@@ -138,7 +138,7 @@ def _plot_cdf(result: dict[str, Any], budget_ms: float, title: str) -> bytes:
 def timeline_window(result: dict[str, Any], seconds: float) -> tuple[float, float]:
     """Wall-clock window (s since the loop started) of ``seconds`` around the slowest chunk
     (the first chunk, a cold start reported on its own, is not a candidate)."""
-    t = np.asarray(result["per_chunk"]["t_s"], np.float64)
+    t = _timeline_x(result)
     e2e = np.asarray(result["per_chunk"]["end_to_end"], np.float64)
     if t.size == 0:
         return 0.0, seconds
@@ -151,12 +151,21 @@ def timeline_window(result: dict[str, Any], seconds: float) -> tuple[float, floa
     return lo, hi
 
 
+def _timeline_x(result: dict[str, Any]) -> np.ndarray:
+    """Where each chunk's bar goes: its wall-clock ring time when paced in real time, its
+    audio end time with --fast (chunks then enter the ring microseconds apart, and bars at
+    wall-clock times would all overlap)."""
+    pc = result["per_chunk"]
+    key = "t_s" if result.get("realtime", True) else "end_s"
+    return np.asarray(pc[key], np.float64)
+
+
 def _plot_timeline(result: dict[str, Any], budget_ms: float, seconds: float,
                    title: str) -> bytes:
     from matplotlib.figure import Figure
 
     pc = result["per_chunk"]
-    t = np.asarray(pc["t_s"], np.float64)
+    t = _timeline_x(result)
     lo, hi = timeline_window(result, seconds)
     sel = np.flatnonzero((t >= lo) & (t <= hi))
     chunk_s = result["chunk_ms"] / 1000.0
@@ -200,8 +209,12 @@ def _plot_timeline(result: dict[str, Any], budget_ms: float, seconds: float,
         ax.axhline(budget_ms, color="red", ls="--", lw=1, label=f"budget {budget_ms:g} ms")
     ax.set_xlim(lo, hi)
     ax.set_ylim(0, top * 1.3 + 1e-3)
-    ax.set_xlabel("wall-clock seconds since the loop started (each bar: one chunk, at the"
-                  " time its last sample entered the ring)")
+    if result.get("realtime", True):
+        ax.set_xlabel("wall-clock seconds since the loop started (each bar: one chunk, at the"
+                      " time its last sample entered the ring)")
+    else:
+        ax.set_xlabel("audio seconds (--fast: each bar is one chunk at its place in the audio;"
+                      " chunks were read as fast as possible)")
     ax.set_ylabel("milliseconds, stacked by stage")
     drops_note = "" if not first_drop else "; no audio dropped in this window"
     ax.set_title(f"{title}: {hi - lo:.1f} s around the slowest chunk{drops_note}", fontsize=10)
