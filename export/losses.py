@@ -37,6 +37,7 @@ missed siren costs more than a missed answer. All terms are computed in log spac
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import torch
 import torch.nn.functional as F
@@ -116,7 +117,9 @@ def response_timing_loss(speak_logit: Tensor, zone: Tensor, window_id: Tensor,
         start_cum = flat_cum[first.clamp(max=b * c - 1)]
         before = flat_cum - start_cum[gid]
         log_p = -F.softplus(-s64).reshape(-1)
-        q = torch.exp(log_p + before) * mask
+        # outside windows ``before`` is measured against another window's start and can be
+        # hundreds: exp would overflow to inf and inf * 0 is NaN, so those chunks get exp(-inf)
+        q = torch.exp(torch.where(mask_bool, log_p + before, torch.full_like(before, -math.inf)))
         length = torch.zeros(n_groups, dtype=torch.float64,
                              device=s.device).scatter_add(0, gid, mask)
         offset = (pos - first[gid]).double() / length[gid].clamp(min=1)
@@ -130,7 +133,7 @@ def response_timing_loss(speak_logit: Tensor, zone: Tensor, window_id: Tensor,
             w_group = torch.where(present, w_group, torch.zeros_like(w_group))
         w_sum = w_group.sum().clamp(min=1e-12)
         parts["miss"] = ((miss.masked_fill(~present, 0.0) * w_group).sum() / w_sum).float()
-        parts["delay"] = ((delay * w_group).sum() / w_sum).float()
+        parts["delay"] = ((delay.masked_fill(~present, 0.0) * w_group).sum() / w_sum).float()
     else:
         parts["miss"] = s.sum() * 0.0
         parts["delay"] = s.sum() * 0.0

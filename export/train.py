@@ -358,6 +358,7 @@ def train(args: argparse.Namespace) -> Path:
         checkpoint(last)
         return dev
 
+    skipped = 0
     try:
         while step < total and (deadline is None or time.monotonic() < deadline):
             crop = cfg.first_pass_crop_chunks if step < cfg.short_steps else cfg.crop_chunks
@@ -372,8 +373,16 @@ def train(args: argparse.Namespace) -> Path:
             loss, parts = compute_losses(model, batch, cfg, teacher, fbank=x)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            if torch.isfinite(loss) and torch.isfinite(norm):
+                opt.step()
+            else:  # one bad batch must not turn every weight into NaN: skip it, say so
+                skipped += 1
+                log.write(json.dumps({"step": step, "split": "train", "skipped_nonfinite":
+                                      skipped, **parts}) + "\n")
+                if skipped > max(10, total // 100):
+                    raise SystemExit(f"{skipped} steps had a non-finite loss or gradient (last"
+                                     f" at step {step}: {parts}); lower lr or check the data")
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{parts['loss']:.3f}", ctc=f"{parts['ctc']:.2f}",
@@ -388,7 +397,8 @@ def train(args: argparse.Namespace) -> Path:
         dev = validate_and_checkpoint()
         log.close()
     print(f"done at step {step}; dev loss {dev['loss']:.4f} (best {best:.4f}); "
-          f"checkpoints in {out}")
+          f"checkpoints in {out}"
+          + (f"; {skipped} step(s) skipped for a non-finite loss" if skipped else ""))
     if args.slim:
         blob = torch.load(str(out / "best.pt"), map_location="cpu", weights_only=True)
         blob["model"] = {k: (v.half() if v.is_floating_point() else v)

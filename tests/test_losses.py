@@ -127,3 +127,21 @@ def test_alert_window_weight_reaches_the_training_loss():
         total(misses_answer, TrainConfig()), rel=1e-6)  # unweighted: one miss is one miss
     assert total(misses_alert, heavy) > total(misses_alert, TrainConfig())
     assert total(misses_answer, heavy) < total(misses_answer, TrainConfig())
+
+
+def test_confident_windows_in_a_late_stream_give_a_finite_loss_and_gradient():
+    # window 4 of the last stream only: the (stream 0, window 0) group is absent, and chunks
+    # outside windows were once measured against the last stream's start (exp overflow, NaN)
+    b, c = 12, 48
+    zone = torch.full((b, c), ZONE_NONE)
+    win = torch.full((b, c), -1)
+    zone[11, 10:40] = ZONE_WINDOW
+    win[11, 10:40] = 4
+    logits = torch.full((b, c), -15.0)
+    logits[11, 10:40] = 25.0
+    logits.requires_grad_(True)
+    for weight in (None, torch.where(zone == ZONE_WINDOW, 4.0, 1.0)):
+        loss, parts = response_timing_loss(logits, zone, win, window_weight=weight)
+        (grad,) = torch.autograd.grad(loss, logits)
+        assert torch.isfinite(loss) and torch.isfinite(grad).all()
+        assert parts["delay"] == pytest.approx(0.0, abs=1e-6)  # fired at the window's start

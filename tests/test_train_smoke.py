@@ -17,7 +17,7 @@ from export.bundle import build_bundle, load_checkpoint  # noqa: E402
 from export.data import cli as data_cli  # noqa: E402
 
 
-def test_generate_train_bundle_load(tmp_path):
+def test_generate_train_bundle_load(tmp_path, monkeypatch):
     missing = [t for t in ("espeak-ng", "flite", "festival", "sox") if shutil.which(t) is None]
     if missing:
         pytest.skip(f"needs {', '.join(missing)} (scripts/install-system-deps.sh test)")
@@ -41,6 +41,26 @@ def test_generate_train_bundle_load(tmp_path):
     model, meta = load_checkpoint(out / "last.pt")
     assert meta["step"] == 6
     assert meta["events_safety"]["smoke_alarm"] is True
+
+    # a step whose loss is not finite is skipped and logged, not written into every weight
+    real, calls = train.compute_losses, []
+
+    def nan_first(*args, **kwargs):
+        loss, parts = real(*args, **kwargs)
+        calls.append(1)
+        return (loss * float("nan"), parts) if len(calls) == 1 else (loss, parts)
+
+    monkeypatch.setattr(train, "compute_losses", nan_first)
+    train.main(["--config", "export/configs/smoke.json", "--data", str(data), "--out", str(out),
+                "--steps", "8", "--threads", "1", "--resume",
+                "--cache", str(tmp_path / "features")])
+    monkeypatch.setattr(train, "compute_losses", real)
+    after, meta = load_checkpoint(out / "last.pt")
+    assert meta["step"] == 8
+    assert all(torch.isfinite(v).all() for v in after.state_dict().values()
+               if v.is_floating_point())
+    log = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "skipped_nonfinite" in r] == [6]
 
     bundle_dir = build_bundle(model, tmp_path / "bundle", name="smoke",
                               events_safety=meta["events_safety"],
