@@ -256,6 +256,8 @@ _SOUNDFILE_HINT = ("convert it to 16-bit PCM or float WAV (e.g. `sox in.x -b 16 
                    " read it with soundfile (`pip install soundfile`) and pass the array to"
                    " Engine.process_array")
 _DTYPES = {"pcm16": np.dtype("<i2"), "float32": np.dtype("<f4"), "float64": np.dtype("<f8")}
+_UNKNOWN_LENGTH = 0x7FFFF000  # data sizes from here up mean "to the end of the file"
+
 
 
 def _bytes_left(f: BinaryIO) -> int | None:
@@ -269,9 +271,21 @@ def _bytes_left(f: BinaryIO) -> int | None:
     return max(0, end - here)
 
 
+def _skip(f: BinaryIO, n: int) -> None:
+    try:
+        f.seek(n, io.SEEK_CUR)
+    except (OSError, ValueError):  # a pipe: read past it
+        while n > 0:
+            got = len(f.read(min(n, 1 << 16)))
+            if not got:
+                return
+            n -= got
+
+
 def _riff_info(f: BinaryIO, name: str) -> WavInfo:
-    """Parse a RIFF/WAVE header up to the data chunk (16-bit PCM and 32/64-bit float, plain
-    or WAVE_FORMAT_EXTENSIBLE); leave ``f`` anywhere."""
+    """Parse a RIFF/WAVE header from the current position of ``f`` up to the data chunk
+    (16-bit PCM and 32/64-bit float, plain or WAVE_FORMAT_EXTENSIBLE); ``f`` is left at the
+    first data byte."""
     head = f.read(12)
     if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
         raise AudioInputError(f"{name}: not a WAV file (no RIFF/WAVE header); {_SOUNDFILE_HINT}")
@@ -319,12 +333,14 @@ def _riff_info(f: BinaryIO, name: str) -> WavInfo:
             declared = size // (width * ch)
             frames = declared
             left = _bytes_left(f)
-            if left is not None and left < size:  # cut off, or a streaming writer's size
+            if left is not None and size >= _UNKNOWN_LENGTH:  # a pipe writer's "until EOF"
+                frames = declared = left // (width * ch)
+            elif left is not None and left < size:  # cut off
                 frames = left // (width * ch)
             encoding = "pcm16" if tag == 1 else f"float{bits}"
             return WavInfo(rate, ch, frames, encoding, width, pos, declared_frames=declared)
         else:
-            f.seek(size + (size & 1), io.SEEK_CUR)
+            _skip(f, size + (size & 1))
             pos += size + (size & 1)
 
 
@@ -360,8 +376,7 @@ def iter_wav_blocks(path: str | Path | BinaryIO, block_frames: int = 4096
         raise ValueError(f"block_frames = {block_frames} must be >= 1")
     f, name, owned = _open(path)
     try:
-        info = _riff_info(f, name)
-        f.seek(info.data_offset)
+        info = _riff_info(f, name)  # leaves f at the first data byte (pipes included)
         dtype = _DTYPES[info.encoding]
         frame_bytes = info.sample_width * info.channels
         left = info.frames
@@ -376,10 +391,10 @@ def iter_wav_blocks(path: str | Path | BinaryIO, block_frames: int = 4096
                 bad = int(np.flatnonzero(~np.isfinite(x))[0]) // info.channels
                 frame = info.frames - left + bad
                 raise AudioInputError(
-                    f"{name}: sample {frame} ({frame / info.sample_rate:.3f} s) is "
+                    f"{name}: frame {frame} ({frame / info.sample_rate:.3f} s) is "
                     f"{x[bad * info.channels:(bad + 1) * info.channels].tolist()} (not finite); "
-                    "the file is damaged: re-export it, or load it, clean it (np.nan_to_num) "
-                    "and pass the array to Engine.process_array")
+                    "the file is damaged: re-export it, or read it with soundfile, clean it "
+                    "(np.nan_to_num) and pass the array to Engine.process_array")
             left -= whole
             yield info, (x if info.channels == 1 else x.reshape(-1, info.channels))
     finally:

@@ -177,12 +177,14 @@ class Bundle:
                     and (precision is None or prec == precision)]
             if gone and role == "step":
                 backend = {"onnx": "onnxruntime", "tflite": "litert"}
-                other = sorted({backend[f] for f, _ in have})
+                same = sorted({p for f, p in have if f == format})
+                other = sorted({backend[f] for f, _ in have if f != format})
+                hint = (f" (--precision {' or '.join(same)})" if same
+                        else f" (--backend {' or '.join(other)})" if other else "")
                 raise BundleError(
                     f"bundle {self.name!r}: {', '.join(gone)} is listed in the manifest but was"
-                    f" removed from {self.root}; copy it back, or use a backend for what the"
-                    f" bundle still has: {have}"
-                    + (f" (--backend {' or '.join(other)})" if other else ""))
+                    f" removed from {self.root}; copy it back, or use what the bundle still"
+                    f" has: {have}{hint}")
             raise BundleError(
                 f"bundle {self.name!r} has no {role} artifact with format={format!r}"
                 f" precision={precision!r}; it has {have}"

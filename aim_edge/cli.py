@@ -175,6 +175,9 @@ def _print_bundle(path: str | Path | None, out: TextIO) -> None:
         extra = (f"  decision agreement {par['decision_agreement']:.4f}"
                  if "decision_agreement" in par else "")
         print(f"    {line}{extra}", file=out)
+    for fname, fmt, prec in b.missing:
+        print(f"    {fname:<32} {fmt:<6} {prec:<12} listed in the manifest, file removed",
+              file=out)
 
 
 def _cmd_info(args: argparse.Namespace) -> int:

@@ -397,17 +397,30 @@ def build_bundle(model: AimModel, out: str | Path, *, formats: Sequence[str] = D
                     calibration_samples=calibration_samples,
                     instruction_encoder=instruction_encoder, trained_with=trained_with,
                     tflite_python=tflite_python, progress=progress)
+        load_bundle(out, expect_features=features)  # the bundle we write must load
+        umask = os.umask(0)
+        os.umask(umask)
+        out.chmod(0o777 & ~umask)  # mkdtemp made it private; a bundle is read by services
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)
         raise
     old = None
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        final.rename(old)
-    out.rename(final)
+    try:
+        if final.exists():
+            # an empty placeholder with a unique name; renaming onto it replaces it (POSIX)
+            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+            final.rename(old)
+        out.rename(final)
+    except OSError as exc:
+        if old is not None and final.exists():
+            shutil.rmtree(old, ignore_errors=True)  # only the empty placeholder
+        elif old is not None:
+            old.rename(final)  # put the previous bundle back
+        shutil.rmtree(out, ignore_errors=True)
+        raise SystemExit(f"--out {final}: could not swap the new bundle in ({exc}); the "
+                         "previous one is unchanged") from exc
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-    load_bundle(final, expect_features=features)  # the bundle we wrote must load
     return final
 
 

@@ -107,9 +107,14 @@ def test_either_model_file_alone_is_enough(tmp_path):
     assert b.missing == (("model.int8.tflite", "tflite", "int8-dynamic"),)
     assert b.artifact(format="onnx").file == "model.onnx"
     with pytest.raises(BundleError, match=r"model\.int8\.tflite is listed in the manifest but "
-                       r"was removed from .*copy it back, or use a backend for what the bundle "
+                       r"was removed from .*copy it back, or use what the bundle "
                        r"still has: \[\('onnx', 'fp32'\)\] \(--backend onnxruntime\)"):
         b.artifact(format="tflite")
+    # the same backend's other precision is what to switch to when it has one
+    root2 = _edit(write_fake_bundle(tmp_path / "c"), lambda m: m["artifacts"].append(
+        {**m["artifacts"][0], "file": "model.int8.onnx", "precision": "int8-dynamic"}))
+    with pytest.raises(BundleError, match=r"model\.int8\.onnx is listed .* \(--precision fp32\)"):
+        load_bundle(root2).artifact(format="onnx", precision="int8-dynamic")
 
 
 @pytest.mark.parametrize("name", ["weights.pkl", "model.pt", "evil.py", "cache.npy"])

@@ -5,6 +5,7 @@ value and bar."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -180,6 +181,10 @@ def test_every_onnx_precision_is_gated_stamped_and_loads(tiny_model, tmp_path, c
                        gate={"decision_agreement": 0.0}, parity_streams=streams,
                        calibration_streams=streams[:1], calibration_samples=12)
     manifest = json.loads((out / "manifest.json").read_text())
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask  # readable like any folder, not 0700
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]  # no staging folder left
     arts = {a["precision"]: a for a in manifest["artifacts"]}
     assert set(arts) == {"fp32", "fp16", "int8-dynamic", "int8-static"}
     assert arts["int8-static"]["file"] == "model.int8-qdq.onnx"

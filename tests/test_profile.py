@@ -206,8 +206,8 @@ def test_fast_timeline_is_drawn_in_audio_time(fast_result):
     assert wall[-1] - wall[0] < 0.5 * (len(wall) - 1) * fast_result["chunk_ms"] / 1000
     lo, hi = timeline_window(fast_result, 2.0)
     assert hi - lo == pytest.approx(2.0, abs=0.21)
-    ends = np.asarray(fast_result["per_chunk"]["end_s"])
-    inside = (ends >= lo) & (ends <= hi)
+    starts = np.asarray(fast_result["per_chunk"]["start_s"])
+    inside = (starts >= lo) & (starts <= hi)
     assert 10 <= inside.sum() <= 14  # about 2 s / 160 ms chunks
 
 

@@ -514,12 +514,52 @@ def test_wav_extensible_pcm_and_cut_off_files(tmp_path):
         read_wav(tmp_path / "nodata.wav")
 
 
+def test_wav_from_pipes_and_file_objects(tmp_path):
+    import io
+
+    from aim_edge.audio import iter_wav_blocks
+
+    x = (noise(0.1) * 20000).astype(np.int16)
+    fmt = struct.pack("<HHIIHH", 1, 1, 16000, 32000, 2, 16)
+    extra = b"LIST" + struct.pack("<I", 5) + b"abcde" + b"\x00"  # odd chunk + pad byte
+    riff = _riff(fmt, x.astype("<i2").tobytes())
+    riff = riff[:36] + extra + riff[36:]
+
+    def read_all(f):
+        return np.concatenate([b for _, b in iter_wav_blocks(f, 333)])
+
+    # a file object that does not start at byte 0 of its buffer
+    buf = io.BytesIO(b"JUNKJUNKJUNK" + riff)
+    buf.seek(12)
+    np.testing.assert_array_equal(read_all(buf), x)
+
+    class Pipe(io.RawIOBase):  # readable, not seekable, like stdin
+        def __init__(self, data):
+            self.data = memoryview(data)
+
+        def readable(self):
+            return True
+
+        def readinto(self, b):
+            n = min(len(b), len(self.data))
+            b[:n], self.data = self.data[:n], self.data[n:]
+            return n
+
+    np.testing.assert_array_equal(read_all(io.BufferedReader(Pipe(riff))), x)
+    # a pipe writer's "unknown length" size: read to the end, no truncation note
+    (tmp_path / "piped.wav").write_bytes(_riff(fmt, x.astype("<i2").tobytes(), 0xFFFFFFFF))
+    info = wav_info(tmp_path / "piped.wav")
+    assert info.frames == info.declared_frames == x.size
+    assert info.truncation_note("piped.wav") is None
+    np.testing.assert_array_equal(read_wav(tmp_path / "piped.wav")[1], x)
+
+
 def test_a_float_file_with_nan_names_the_file_and_the_time(tmp_path):
     x = noise(0.5).astype("<f4")
     x[4000] = np.nan  # 0.25 s
     fmt = struct.pack("<HHIIHH", 3, 1, 16000, 64000, 4, 32)
     (tmp_path / "nan.wav").write_bytes(_riff(fmt, x.tobytes()))
-    with pytest.raises(AudioInputError, match=r"nan\.wav: sample 4000 \(0\.250 s\) is \[nan\]"
+    with pytest.raises(AudioInputError, match=r"nan\.wav: frame 4000 \(0\.250 s\) is \[nan\]"
                        r" \(not finite\); the file is damaged"):
         read_wav(tmp_path / "nan.wav")
 

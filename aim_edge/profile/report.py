@@ -153,10 +153,10 @@ def timeline_window(result: dict[str, Any], seconds: float) -> tuple[float, floa
 
 def _timeline_x(result: dict[str, Any]) -> np.ndarray:
     """Where each chunk's bar goes: its wall-clock ring time when paced in real time, its
-    audio end time with --fast (chunks then enter the ring microseconds apart, and bars at
+    audio start time with --fast (chunks then enter the ring microseconds apart, and bars at
     wall-clock times would all overlap)."""
     pc = result["per_chunk"]
-    key = "t_s" if result.get("realtime", True) else "end_s"
+    key = "t_s" if result.get("realtime", True) else "start_s"
     return np.asarray(pc[key], np.float64)
 
 

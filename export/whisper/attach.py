@@ -115,7 +115,11 @@ def attach_asr(bundle: str | Path, asr_dir: str | Path, out: str | Path | None =
         raise ValueError(f"{asr_dir}: the export recorded no parity figures (it ran with "
                          "--clips 0); re-export with --clips 100 or attach with "
                          "--measure-clips N")
-    load_bundle(src)  # refuse to build on a bundle that is already broken
+    base = load_bundle(src)  # refuse to build on a bundle that is already broken
+    if base.missing:
+        raise ValueError(f"{src}: {', '.join(f for f, _, _ in base.missing)} listed in the "
+                         "manifest but missing; restore the bundle before attaching a second "
+                         "pass")
     if out is None:
         dst = src
     else:
