@@ -47,6 +47,7 @@ the metric, its value and the bar.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -55,7 +56,7 @@ import subprocess
 import sys
 import tempfile
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,7 @@ from calibration.parity import (
 )
 from calibration.streams import StepFn, capture_step_inputs, onnx_step, select_streams
 
+from ._args import require_paths
 from .model import STATE_NAMES, AimModel, ModelConfig
 from .onnx_export import (
     OUTPUT_NAMES,
@@ -383,21 +385,153 @@ def build_bundle(model: AimModel, out: str | Path, *, formats: Sequence[str] = D
     if not step_formats:
         raise SystemExit(f"formats {list(formats)} contain no step model; add one of "
                          f"{list(STEP_FORMATS)}")
-    final = out
-    check_replaceable(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
     # build next to the target and swap it in only when every gate has passed: a failed
     # export leaves the old bundle (e.g. the shipped default) exactly as it was
+    final = out
+    with _staged(final) as out:
+        cfg = model.cfg
+        features = features or FbankConfig()
+        if features.n_mels != cfg.n_mels:
+            raise SystemExit(f"features.n_mels={features.n_mels} != model n_mels={cfg.n_mels}")
+        events_safety = events_safety or {}
+        thresholds = thresholds or {"speak_now": 0.5, "events": {e: 0.5 for e in cfg.events}}
+        bars = {**DEFAULT_GATE, **(gate or {})}
+        model = model.eval()
+
+        streams = list(parity_streams) if parity_streams else [
+            synthetic_stream(model, fbank=parity_fbank)]
+        init = {k: v.numpy() for k, v in model.initial_state(1).items()}
+        ev_thr = [float(thresholds["events"].get(e, 0.5)) for e in cfg.events]
+        say = print if progress else (lambda *a, **k: None)
+        label = (lambda text: text) if progress else (lambda text: None)
+        # one thread: per-chunk steps are tiny, and a second thread only spins (DESIGN.md)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            reference = stream_outputs(torch_step(model), streams, cfg.chunk_frames, init,
+                                       progress=label("fp32 torch reference"))
+        finally:
+            torch.set_num_threads(threads)
+
+        facts = {"aim_edge.schema_version": SCHEMA_VERSION, "aim_edge.bundle_name": name,
+                 "aim_edge.features": features.to_dict(), "aim_edge.thresholds": {
+                     "speak_now": thresholds["speak_now"], "events": thresholds["events"],
+                     "false_alerts_per_hour": thresholds.get("false_alerts_per_hour")},
+                 "aim_edge.instruction_encoder": trained_with,
+                 "aim_edge.events_safety": {e: bool(events_safety.get(e, False))
+                                            for e in cfg.events}}
+        files: dict[str, Path] = {}
+        with tempfile.TemporaryDirectory() as tmpdir:
+            tmp = Path(tmpdir)
+            fp32 = (out / STEP_FORMATS["onnx-fp32"][0] if "onnx-fp32" in formats
+                    else tmp / "fp32.onnx")
+            if any(f.startswith("onnx") for f in step_formats):  # every ONNX precision starts here
+                export_step_onnx(model, fp32, {**facts, "aim_edge.precision": "fp32"})
+            if "onnx-fp32" in formats:
+                files["onnx-fp32"] = fp32
+            if "onnx-fp16" in formats:
+                files["onnx-fp16"] = convert_fp16(fp32, out / STEP_FORMATS["onnx-fp16"][0])
+            if "onnx-int8" in formats:
+                files["onnx-int8"] = quantize_int8_dynamic(fp32, out / STEP_FORMATS["onnx-int8"][0])
+            if "onnx-int8-static" in formats:
+                calib = list(calibration_streams or streams)
+                total = sum(s.n_chunks for s in calib)
+                every = max(1, total // max(1, calibration_samples))
+                say(f"static INT8: capturing {calibration_samples} step inputs (real states) from "
+                    f"{len(calib)} streams")
+                samples = capture_step_inputs(onnx_step(str(fp32)), calib, cfg.chunk_frames, init,
+                                              every=every, max_samples=calibration_samples)
+                files["onnx-int8-static"] = quantize_int8_static(
+                    fp32, out / STEP_FORMATS["onnx-int8-static"][0], samples)
+            tfl = [STEP_FORMATS[f][2].split("-")[0] for f in step_formats if f.startswith("tflite")]
+            if tfl:
+                from .tflite import stamp_tflite_metadata
+
+                say(f"TFLite {tfl}: litert-torch in the TFLite environment")
+                _convert_tflite(model, out, tfl, tflite_python)
+                for f in step_formats:
+                    if f.startswith("tflite"):
+                        path = out / STEP_FORMATS[f][0]
+                        stamp_tflite_metadata(path, {
+                            **facts, "aim_edge.model_config": cfg.to_dict(),
+                            "aim_edge.state_names": list(STATE_NAMES),
+                            "aim_edge.precision": STEP_FORMATS[f][2]})
+                        files[f] = path
+
+        artifacts = []
+        for key in step_formats:
+            path = files[key]
+            _, fmt, precision = STEP_FORMATS[key]
+            step = onnx_step(str(path)) if fmt == "onnx" else tflite_step(path)
+            cand = stream_outputs(step, streams, cfg.chunk_frames, init,
+                                  progress=label(f"parity {path.name}"))
+            par = compare(reference, cand, speak_threshold=thresholds["speak_now"],
+                          event_thresholds=ev_thr, streams=streams, vocab=cfg.vocab,
+                          enc_chunk=cfg.enc_chunk)
+            check_gate(f"{path.name} ({key})", par, bars)
+            if fmt == "tflite":
+                par["known_answer"] = _known_answer(step, cfg, init, precision)
+            artifacts.append({"file": path.name, "format": fmt, "precision": precision,
+                              "role": "step", "size": path.stat().st_size,
+                              "sha256": sha256_file(path), "parity": par})
+        if "instruction-minilm" in formats:
+            say("instruction encoder: all-MiniLM-L6-v2 (optimum, INT8)")
+            artifacts.append(export_minilm(out))
+
+        labelled = all(getattr(s, "record", None) for s in streams)
+        state_specs = [{"name": k, "shape": list(v.shape), "dtype": "float32", "init": 0.0}
+                       for k, v in model.initial_state(1).items()]
+        encoder = instruction_encoder or (HashedBagOfWords(dim=cfg.instruction_dim).to_dict()
+                                          if trained_with == ENCODER_HASHED else None)
+        manifest = {
+            "schema_version": SCHEMA_VERSION,
+            "name": name,
+            "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+            "features": features.to_dict(),
+            "model": {"chunk_frames": cfg.chunk_frames, "subsampling": cfg.subsampling,
+                      "lookahead_frames": 0, "instruction_dim": cfg.instruction_dim,
+                      "instruction_encoder": trained_with, "architecture": cfg.to_dict()},
+            "state": state_specs,
+            "labels": {"vocab": list(cfg.vocab),
+                       "events": [{"name": e, "safety": bool(events_safety.get(e, False))}
+                                  for e in cfg.events],
+                       "intents": list(cfg.intents)},
+            "thresholds": thresholds,
+            "artifacts": artifacts,
+            "parity_gate": {"reference": "fp32 torch streaming step (export.model.AimModel.step),"
+                            " state fed back", "bars": bars,
+                            "data": "labelled held-out streams" if labelled else
+                            "synthetic log-mel signal (no labels: CER / F1 deltas not computed)",
+                            "streams": len(streams),
+                            "chunks": int(sum(s.n_chunks for s in streams))},
+            "provenance": provenance or {},
+        }
+        if encoder is not None:
+            manifest["instructions"] = {"encoder": encoder}
+        (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        load_bundle(out, expect_features=features)  # the bundle we write must load
+    return final
+
+
+def check_replaceable(out: Path) -> None:
+    """Refuse to replace a folder that holds something other than an aim-edge bundle."""
+    if out.exists() and not out.is_dir():
+        raise SystemExit(f"--out {out}: exists and is not a folder; give a new folder path")
+    if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").is_file():
+        raise SystemExit(f"--out {out}: folder is not empty and holds no aim-edge bundle "
+                         "(no manifest.json); it would be replaced. Give a new or empty folder,"
+                         " or an existing bundle folder")
+
+
+@contextlib.contextmanager
+def _staged(final: Path) -> Iterator[Path]:
+    """A fresh folder beside ``final`` to build into; on a clean exit it replaces ``final``
+    (rolled back if the swap fails), on an exception it is removed and ``final`` is kept."""
+    check_replaceable(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
     out = Path(tempfile.mkdtemp(prefix=f".{final.name}.building-", dir=final.parent))
     try:
-        _build_into(model, out, formats=formats, name=name, events_safety=events_safety,
-                    features=features, thresholds=thresholds, provenance=provenance,
-                    gate=gate, parity_fbank=parity_fbank, parity_streams=parity_streams,
-                    calibration_streams=calibration_streams,
-                    calibration_samples=calibration_samples,
-                    instruction_encoder=instruction_encoder, trained_with=trained_with,
-                    tflite_python=tflite_python, progress=progress)
-        load_bundle(out, expect_features=features)  # the bundle we write must load
+        yield out
         umask = os.umask(0)
         os.umask(umask)
         out.chmod(0o777 & ~umask)  # mkdtemp made it private; a bundle is read by services
@@ -421,147 +555,6 @@ def build_bundle(model: AimModel, out: str | Path, *, formats: Sequence[str] = D
                          "previous one is unchanged") from exc
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-    return final
-
-
-def check_replaceable(out: Path) -> None:
-    """Refuse to replace a folder that holds something other than an aim-edge bundle."""
-    if out.exists() and not out.is_dir():
-        raise SystemExit(f"--out {out}: exists and is not a folder; give a new folder path")
-    if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").is_file():
-        raise SystemExit(f"--out {out}: folder is not empty and holds no aim-edge bundle "
-                         "(no manifest.json); it would be replaced. Give a new or empty folder,"
-                         " or an existing bundle folder")
-
-
-def _build_into(model: AimModel, out: Path, *, formats: Sequence[str], name: str,
-                events_safety: dict[str, bool] | None, features: FbankConfig | None,
-                thresholds: dict[str, Any] | None, provenance: dict[str, Any] | None,
-                gate: dict[str, float] | None, parity_fbank: np.ndarray | None,
-                parity_streams: Sequence[Any] | None,
-                calibration_streams: Sequence[Any] | None, calibration_samples: int,
-                instruction_encoder: dict[str, Any] | None, trained_with: str,
-                tflite_python: Path | None, progress: bool) -> None:
-    """The export itself, into the (empty) staging folder ``out``."""
-    step_formats = [f for f in formats if f in STEP_FORMATS]
-    cfg = model.cfg
-    features = features or FbankConfig()
-    if features.n_mels != cfg.n_mels:
-        raise SystemExit(f"features.n_mels={features.n_mels} != model n_mels={cfg.n_mels}")
-    events_safety = events_safety or {}
-    thresholds = thresholds or {"speak_now": 0.5, "events": {e: 0.5 for e in cfg.events}}
-    bars = {**DEFAULT_GATE, **(gate or {})}
-    model = model.eval()
-
-    streams = list(parity_streams) if parity_streams else [
-        synthetic_stream(model, fbank=parity_fbank)]
-    init = {k: v.numpy() for k, v in model.initial_state(1).items()}
-    ev_thr = [float(thresholds["events"].get(e, 0.5)) for e in cfg.events]
-    say = print if progress else (lambda *a, **k: None)
-    label = (lambda text: text) if progress else (lambda text: None)
-    # one thread: per-chunk steps are tiny, and a second thread only spins (DESIGN.md)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        reference = stream_outputs(torch_step(model), streams, cfg.chunk_frames, init,
-                                   progress=label("fp32 torch reference"))
-    finally:
-        torch.set_num_threads(threads)
-
-    facts = {"aim_edge.schema_version": SCHEMA_VERSION, "aim_edge.bundle_name": name,
-             "aim_edge.features": features.to_dict(), "aim_edge.thresholds": {
-                 "speak_now": thresholds["speak_now"], "events": thresholds["events"],
-                 "false_alerts_per_hour": thresholds.get("false_alerts_per_hour")},
-             "aim_edge.instruction_encoder": trained_with,
-             "aim_edge.events_safety": {e: bool(events_safety.get(e, False))
-                                        for e in cfg.events}}
-    files: dict[str, Path] = {}
-    with tempfile.TemporaryDirectory() as tmpdir:
-        tmp = Path(tmpdir)
-        fp32 = out / STEP_FORMATS["onnx-fp32"][0] if "onnx-fp32" in formats else tmp / "fp32.onnx"
-        if any(f.startswith("onnx") for f in step_formats):  # every ONNX precision starts here
-            export_step_onnx(model, fp32, {**facts, "aim_edge.precision": "fp32"})
-        if "onnx-fp32" in formats:
-            files["onnx-fp32"] = fp32
-        if "onnx-fp16" in formats:
-            files["onnx-fp16"] = convert_fp16(fp32, out / STEP_FORMATS["onnx-fp16"][0])
-        if "onnx-int8" in formats:
-            files["onnx-int8"] = quantize_int8_dynamic(fp32, out / STEP_FORMATS["onnx-int8"][0])
-        if "onnx-int8-static" in formats:
-            calib = list(calibration_streams or streams)
-            total = sum(s.n_chunks for s in calib)
-            every = max(1, total // max(1, calibration_samples))
-            say(f"static INT8: capturing {calibration_samples} step inputs (real states) from "
-                f"{len(calib)} streams")
-            samples = capture_step_inputs(onnx_step(str(fp32)), calib, cfg.chunk_frames, init,
-                                          every=every, max_samples=calibration_samples)
-            files["onnx-int8-static"] = quantize_int8_static(
-                fp32, out / STEP_FORMATS["onnx-int8-static"][0], samples)
-        tfl = [STEP_FORMATS[f][2].split("-")[0] for f in step_formats if f.startswith("tflite")]
-        if tfl:
-            from .tflite import stamp_tflite_metadata
-
-            say(f"TFLite {tfl}: litert-torch in the TFLite environment")
-            _convert_tflite(model, out, tfl, tflite_python)
-            for f in step_formats:
-                if f.startswith("tflite"):
-                    path = out / STEP_FORMATS[f][0]
-                    stamp_tflite_metadata(path, {**facts, "aim_edge.model_config": cfg.to_dict(),
-                                                 "aim_edge.state_names": list(STATE_NAMES),
-                                                 "aim_edge.precision": STEP_FORMATS[f][2]})
-                    files[f] = path
-
-    artifacts = []
-    for key in step_formats:
-        path = files[key]
-        _, fmt, precision = STEP_FORMATS[key]
-        step = onnx_step(str(path)) if fmt == "onnx" else tflite_step(path)
-        cand = stream_outputs(step, streams, cfg.chunk_frames, init,
-                              progress=label(f"parity {path.name}"))
-        par = compare(reference, cand, speak_threshold=thresholds["speak_now"],
-                      event_thresholds=ev_thr, streams=streams, vocab=cfg.vocab,
-                      enc_chunk=cfg.enc_chunk)
-        check_gate(f"{path.name} ({key})", par, bars)
-        if fmt == "tflite":
-            par["known_answer"] = _known_answer(step, cfg, init, precision)
-        artifacts.append({"file": path.name, "format": fmt, "precision": precision,
-                          "role": "step", "size": path.stat().st_size,
-                          "sha256": sha256_file(path), "parity": par})
-    if "instruction-minilm" in formats:
-        say("instruction encoder: all-MiniLM-L6-v2 (optimum, INT8)")
-        artifacts.append(export_minilm(out))
-
-    labelled = all(getattr(s, "record", None) for s in streams)
-    state_specs = [{"name": k, "shape": list(v.shape), "dtype": "float32", "init": 0.0}
-                   for k, v in model.initial_state(1).items()]
-    encoder = instruction_encoder or (HashedBagOfWords(dim=cfg.instruction_dim).to_dict()
-                                      if trained_with == ENCODER_HASHED else None)
-    manifest = {
-        "schema_version": SCHEMA_VERSION,
-        "name": name,
-        "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
-        "features": features.to_dict(),
-        "model": {"chunk_frames": cfg.chunk_frames, "subsampling": cfg.subsampling,
-                  "lookahead_frames": 0, "instruction_dim": cfg.instruction_dim,
-                  "instruction_encoder": trained_with, "architecture": cfg.to_dict()},
-        "state": state_specs,
-        "labels": {"vocab": list(cfg.vocab),
-                   "events": [{"name": e, "safety": bool(events_safety.get(e, False))}
-                              for e in cfg.events],
-                   "intents": list(cfg.intents)},
-        "thresholds": thresholds,
-        "artifacts": artifacts,
-        "parity_gate": {"reference": "fp32 torch streaming step (export.model.AimModel.step),"
-                        " state fed back", "bars": bars,
-                        "data": "labelled held-out streams" if labelled else
-                        "synthetic log-mel signal (no labels: CER / F1 deltas not computed)",
-                        "streams": len(streams),
-                        "chunks": int(sum(s.n_chunks for s in streams))},
-        "provenance": provenance or {},
-    }
-    if encoder is not None:
-        manifest["instructions"] = {"encoder": encoder}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
 def _parse_events(spec: str) -> dict[str, bool]:
@@ -598,76 +591,69 @@ onnx-int8,onnx-int8-static,tflite-fp32,tflite-int8 --calibration-data DATA/dev.n
 
 TFLite formats need `make tflite-env`; instruction-minilm needs `make minilm-env`.""")
     src = parser.add_mutually_exclusive_group(required=True)
-    src.add_argument("--checkpoint", type=Path, help="checkpoint written by export.train (.pt) "
-                     "or save_weights_npz (.npz)")
+    src.add_argument("--checkpoint", metavar="CKPT", type=Path,
+                     help="checkpoint written by export.train (.pt) or save_weights_npz (.npz)")
     src.add_argument("--random-init", action="store_true",
                      help="untrained model with the real contract (runtime development only)")
-    parser.add_argument("--out", type=Path, required=True,
+    parser.add_argument("--out", metavar="DIR", type=Path, required=True,
                         help="bundle folder to create or replace: the export is built beside it"
                         " and swapped in only when every parity gate passes")
-    parser.add_argument("--formats", default=",".join(DEFAULT_FORMATS),
+    parser.add_argument("--formats", metavar="F1,F2", default=",".join(DEFAULT_FORMATS),
                         help=f"comma separated subset of {','.join(FORMATS)} "
                         f"(default {','.join(DEFAULT_FORMATS)})")
-    parser.add_argument("--events", default="smoke_alarm:safety,co_alarm:safety,siren:safety,"
+    parser.add_argument("--events", metavar="SPEC",
+                        default="smoke_alarm:safety,co_alarm:safety,siren:safety,"
                         "glass_break:safety,doorbell,kettle_whistle,phone_ring,knock",
                         help="with --random-init: LABEL[:safety],...")
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--seed", metavar="N", type=int, default=0,
                         help="with --random-init: torch seed of the weights (default 0)")
     parser.add_argument("--small", action="store_true", help="with --random-init: a tiny model")
     parser.add_argument("--instruction-encoder", choices=ENCODERS, default=None,
                         help="instruction embedding the model was trained with (default: the "
                         f"checkpoint's meta, else {ENCODER_HASHED}, what export.train uses)")
     thr = parser.add_argument_group("thresholds")
-    thr.add_argument("--calibrate-on", type=Path,
+    thr.add_argument("--calibrate-on", metavar="SPLIT", type=Path,
                      help="dev split (folder or pack .npz): calibrate speak-now and per-event "
                      "thresholds on it for --target-fa-per-hour")
-    thr.add_argument("--target-fa-per-hour", type=float, default=1.0,
+    thr.add_argument("--target-fa-per-hour", metavar="RATE", type=float, default=1.0,
                      help="false alerts per hour the thresholds are chosen for (default 1)")
-    thr.add_argument("--evaluation", type=Path,
+    thr.add_argument("--evaluation", metavar="JSON", type=Path,
                      help="instead: JSON from `python -m export.evaluate --calibrate-on ...`: "
                      "its thresholds go into the manifest, its test metrics into provenance")
-    thr.add_argument("--test-on", type=Path,
+    thr.add_argument("--test-on", metavar="SPLIT", type=Path,
                      help="held-out split: the model's metrics at the calibrated thresholds go "
                      "into provenance.metrics")
     par = parser.add_argument_group("parity gate and static calibration")
-    par.add_argument("--parity-data", type=Path,
+    par.add_argument("--parity-data", metavar="SPLIT", type=Path,
                      help="held-out split (folder or export.pack .npz) streamed through every "
                      "artifact (default: a seeded synthetic log-mel signal, no CER / F1 deltas)")
-    par.add_argument("--parity-chunks", type=int, default=3000,
+    par.add_argument("--parity-chunks", metavar="N", type=int, default=3000,
                      help="whole streams of --parity-data up to this many chunks (160 ms each),"
                      " chosen to cover every event class, speech and quiet audio")
-    par.add_argument("--calibration-data", type=Path,
+    par.add_argument("--calibration-data", metavar="SPLIT", type=Path,
                      help="split whose streams calibrate onnx-int8-static (default: "
                      "--calibrate-on, else the parity streams)")
-    par.add_argument("--calibration-chunks", type=int, default=1500,
+    par.add_argument("--calibration-chunks", metavar="N", type=int, default=1500,
                      help="chunks of calibration streams to stream through the fp32 model")
-    par.add_argument("--calibration-samples", type=int, default=256,
+    par.add_argument("--calibration-samples", metavar="N", type=int, default=256,
                      help="captured step inputs (fbank + real state) used by static INT8")
-    par.add_argument("--min-agreement", type=float, default=None,
+    par.add_argument("--min-agreement", metavar="FRACTION", type=float, default=None,
                      help="minimum speak-now/event decision agreement of every artifact with "
                      f"the fp32 torch reference (default {DEFAULT_GATE['decision_agreement']};"
                      " 0 with --random-init, whose logits sit at the threshold)")
-    par.add_argument("--max-cer-delta", type=float, default=DEFAULT_GATE["cer_delta_points"],
+    par.add_argument("--max-cer-delta", metavar="POINTS", type=float,
+                     default=DEFAULT_GATE["cer_delta_points"],
                      help="maximum CER increase in percentage points (default %(default)s)")
-    par.add_argument("--max-f1-delta", type=float, default=DEFAULT_GATE["proactive_f1_delta"],
+    par.add_argument("--max-f1-delta", metavar="DELTA", type=float,
+                     default=DEFAULT_GATE["proactive_f1_delta"],
                      help="maximum proactive F1 drop (default %(default)s)")
     parser.add_argument("--name", help="bundle name (default: from the checkpoint)")
-    parser.add_argument("--provenance", type=Path,
+    parser.add_argument("--provenance", metavar="JSON", type=Path,
                         help="JSON object merged into manifest provenance (training data, "
                         "teacher, licences; e.g. export/checkpoints/student-v0.3.provenance.json)")
-    parser.add_argument("--tflite-python", type=Path, default=None,
+    parser.add_argument("--tflite-python", metavar="PYTHON", type=Path, default=None,
                         help="Python of the litert-torch environment (default "
                         ".venv-tflite/bin/python or $AIM_EDGE_TFLITE_PYTHON)")
-    metavars = {"checkpoint": "CKPT", "out": "DIR", "formats": "F1,F2", "events": "SPEC",
-                "seed": "N", "calibrate_on": "SPLIT", "target_fa_per_hour": "RATE",
-                "evaluation": "JSON", "test_on": "SPLIT", "parity_data": "SPLIT",
-                "parity_chunks": "N", "calibration_data": "SPLIT", "calibration_chunks": "N",
-                "calibration_samples": "N", "min_agreement": "FRACTION",
-                "max_cer_delta": "POINTS", "max_f1_delta": "DELTA", "provenance": "JSON",
-                "tflite_python": "PYTHON"}
-    for action in parser._actions:
-        if action.dest in metavars:
-            action.metavar = metavars[action.dest]
     args = parser.parse_args(argv)
     _check_args(parser, args)
 
@@ -752,11 +738,8 @@ TFLite formats need `make tflite-env`; instruction-minilm needs `make minilm-env
 
 def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Every check that needs no model, before minutes of loading and calibration."""
-    for flag in ("calibrate_on", "test_on", "parity_data", "calibration_data", "evaluation",
-                 "provenance"):
-        path = getattr(args, flag)
-        if path is not None and not path.exists():
-            parser.error(f"--{flag.replace('_', '-')} {path}: no such file or folder")
+    require_paths(parser, args, "calibrate_on", "test_on", "parity_data", "calibration_data",
+                  "evaluation", "provenance")
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:

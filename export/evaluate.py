@@ -40,6 +40,7 @@ import torch
 from calibration.metrics import captions, event_counts, proactive
 from calibration.thresholds import GRID, calibrate, operating_curve
 
+from ._args import require_paths
 from .bundle import load_checkpoint
 from .model import AimModel
 from .targets import StreamTargets, load_split
@@ -121,10 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2, metavar="N",
                    help="torch CPU threads (default %(default)s)")
     args = p.parse_args(argv)
-    for flag in ("checkpoint", "data", "calibrate_on"):
-        path = getattr(args, flag)
-        if path is not None and not path.exists():
-            p.error(f"--{flag.replace('_', '-')} {path}: no such file or folder")
+    require_paths(p, args, "checkpoint", "data", "calibrate_on")
     for flag in ("json", "plot"):
         path = getattr(args, flag)
         if path is not None and not path.resolve().parent.is_dir():
