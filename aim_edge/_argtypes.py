@@ -28,34 +28,31 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
     return convert
 
 
-def positive_number(unit: str) -> Callable[[str], float]:
-    """A finite number > 0 of ``unit`` (seconds, milliseconds, ...)."""
+def _number(unit: str, *, allow_zero: bool) -> Callable[[str], float]:
+    """A finite number of ``unit`` (seconds, milliseconds, ...) > 0, or >= 0 with
+    ``allow_zero`` (where 0 usually means "off")."""
+    bound = ">= 0" if allow_zero else "> 0"
 
     def convert(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number of {unit}") from None
-        if not math.isfinite(value) or value <= 0:
-            raise argparse.ArgumentTypeError(f"{text} must be a number of {unit} > 0")
+        if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+            raise argparse.ArgumentTypeError(f"{text} must be a number of {unit} {bound}")
         return value
 
     return convert
+
+
+def positive_number(unit: str) -> Callable[[str], float]:
+    """A finite number > 0 of ``unit``."""
+    return _number(unit, allow_zero=False)
 
 
 def nonneg_number(unit: str) -> Callable[[str], float]:
     """A finite number >= 0 of ``unit`` (0 usually means "off")."""
-
-    def convert(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number of {unit}") from None
-        if not math.isfinite(value) or value < 0:
-            raise argparse.ArgumentTypeError(f"{text} must be a number of {unit} >= 0")
-        return value
-
-    return convert
+    return _number(unit, allow_zero=True)
 
 
 positive_int = int_at_least(1)
