@@ -75,6 +75,8 @@ class TrainConfig:
     # hazards are a few percent of the audio, so uniform crops rarely show the model one
     focus_fraction: float = 0.0
     specaugment_after: int = 600  # SpecAugment only once the loss has started to fall
+    # export.train_decide only: dropout on the frozen encoder's frames (no SpecAugment there)
+    encoder_dropout: float = 0.0
     seed: int = 0
 
     @classmethod
@@ -143,6 +145,7 @@ class Batcher:
         cf = self.cfg.chunk_frames
         ec = self.cfg.enc_chunk
         feats, events, zone, win, intent, instr, segs = [], [], [], [], [], [], []
+        origins = []
         for b in range(batch):
             if self.foci and self.rng.random() < self.focus_fraction:
                 si, onset = self.foci[int(self.rng.integers(len(self.foci)))]
@@ -155,9 +158,11 @@ class Batcher:
                 hi = max(lo, min(last, onset))
                 c0 = int(self.rng.integers(lo, hi + 1))
             else:
-                s = self.streams[int(self.rng.integers(len(self.streams)))]
+                si = int(self.rng.integers(len(self.streams)))
+                s = self.streams[si]
                 n = min(crop, s.n_chunks)
                 c0 = int(self.rng.integers(0, s.n_chunks - n + 1))
+            origins.append((si, c0, n))
             sl = slice(c0, c0 + n)
             f = np.zeros((crop * cf, s.feats.shape[1]), np.float32)
             f[: n * cf] = s.feats[c0 * cf:(c0 + n) * cf]
@@ -193,6 +198,7 @@ class Batcher:
             "intent": torch.from_numpy(np.stack(intent)),
             "instruction": torch.from_numpy(np.stack(instr)),
             "segments": segs,
+            "origins": origins,  # (index in self.streams, first chunk, chunks) of each crop
         }
 
 
@@ -223,13 +229,10 @@ def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
             for k, v in batch.items()}
 
 
-def compute_losses(model: AimModel, batch: dict[str, Any], cfg: TrainConfig,
-                   teacher: AimModel | None = None, fbank: torch.Tensor | None = None
-                   ) -> tuple[torch.Tensor, dict[str, float]]:
-    x = batch["fbank"] if fbank is None else fbank
-    out = model(x, batch["instruction"])
-    parts: dict[str, float] = {}
-    ctc = ctc_segment_loss(out["ctc_logprobs"], batch["segments"])
+def head_losses(out: dict[str, torch.Tensor], batch: dict[str, Any], cfg: TrainConfig
+                ) -> tuple[torch.Tensor, dict[str, float]]:
+    """Event BCE, intent cross-entropy and the response-timing loss of the decide head's
+    outputs (weighted sum, and each part for the log)."""
     valid = (batch["zone"] != ZONE_IGNORE).float()
     pos_weight = None
     if cfg.event_pos_weight != 1.0:
@@ -247,7 +250,21 @@ def compute_losses(model: AimModel, batch: dict[str, Any], cfg: TrainConfig,
                                     cfg.alert_window_weight, 1.0)
     timing, tparts = response_timing_loss(out["speak_logit"], batch["zone"], batch["window_id"],
                                           TimingWeights(), window_weight)
-    loss = cfg.w_ctc * ctc + cfg.w_event * ev + cfg.w_intent * it + cfg.w_timing * timing
+    loss = cfg.w_event * ev + cfg.w_intent * it + cfg.w_timing * timing
+    parts = dict(event=float(ev.detach()), intent=float(it.detach()),
+                 timing=float(timing.detach()), **{f"t_{k}": v for k, v in tparts.items()})
+    return loss, parts
+
+
+def compute_losses(model: AimModel, batch: dict[str, Any], cfg: TrainConfig,
+                   teacher: AimModel | None = None, fbank: torch.Tensor | None = None
+                   ) -> tuple[torch.Tensor, dict[str, float]]:
+    x = batch["fbank"] if fbank is None else fbank
+    out = model(x, batch["instruction"])
+    ctc = ctc_segment_loss(out["ctc_logprobs"], batch["segments"])
+    heads, hparts = head_losses(out, batch, cfg)
+    loss = cfg.w_ctc * ctc + heads
+    parts: dict[str, float] = {}
     if teacher is not None:
         with torch.no_grad():
             t_out = teacher(batch["fbank"], batch["instruction"])
@@ -257,9 +274,7 @@ def compute_losses(model: AimModel, batch: dict[str, Any], cfg: TrainConfig,
                                 t_out["intent_logits"].flatten(0, 1)))
         loss = loss + cfg.w_distill * kd
         parts["distill"] = float(kd.detach())
-    parts.update(ctc=float(ctc.detach()), event=float(ev.detach()), intent=float(it.detach()),
-                 timing=float(timing.detach()), **{f"t_{k}": v for k, v in tparts.items()},
-                 loss=float(loss.detach()))
+    parts.update(ctc=float(ctc.detach()), **hparts, loss=float(loss.detach()))
     return loss, parts
 
 

@@ -48,6 +48,36 @@ def test_chunk_by_chunk_equals_full_sequence(cfg):
     assert state["enc_valid"].min().item() == 1.0  # caches full after more than the context
 
 
+@pytest.mark.parametrize("c0", [1, 6])  # history partly before the stream's start; all inside
+def test_decide_on_a_crop_with_history_equals_the_whole_stream(c0):
+    """export.train_decide trains on crops of encoder frames taken from inside a stream: with
+    the frames before the crop as history, each chunk's outputs equal the whole stream's."""
+    torch.manual_seed(2)
+    cfg = _small()
+    model = AimModel(cfg).eval()
+    n_chunks = 10
+    fbank = torch.randn(1, n_chunks * cfg.chunk_frames, cfg.n_mels)
+    instruction = torch.randn(1, n_chunks, cfg.instruction_dim)
+    ec, h = cfg.enc_chunk, cfg.decide_context - cfg.enc_chunk
+    with torch.no_grad():
+        full = model(fbank, instruction)
+        enc = model.encode(fbank)
+        f0 = c0 * ec
+        history = torch.zeros(1, h, cfg.d_model)
+        valid = torch.zeros(1, h)
+        take = min(h, f0)
+        history[:, h - take:] = enc[:, f0 - take:f0]
+        valid[:, h - take:] = 1.0
+        crop = model.decide_chunks(enc[:, f0:], instruction[:, c0:], history, valid)
+        without = model.decide_chunks(enc[:, f0:], instruction[:, c0:])
+    for key in ("speak_logit", "intent_logits", "event_logits"):
+        assert (crop[key] - full[key][:, c0:]).abs().max().item() <= 1e-5, key
+    # without the history the first chunk differs: the history is really used
+    assert (without["speak_logit"][:, 0] - full["speak_logit"][:, c0]).abs().item() > 1e-4
+    with pytest.raises(ValueError, match="history_valid"):
+        model.decide_chunks(enc, instruction, history)
+
+
 def test_context_is_bounded():
     """A change far enough in the past cannot influence the present chunk's outputs."""
     torch.manual_seed(1)

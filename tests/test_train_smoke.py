@@ -12,12 +12,12 @@ import pytest
 torch = pytest.importorskip("torch", reason="torch is needed by export/: pip install -e .[export]")
 
 from aim_edge.bundle import load_bundle  # noqa: E402
-from export import train  # noqa: E402
+from export import train, train_decide  # noqa: E402
 from export.bundle import build_bundle, load_checkpoint  # noqa: E402
 from export.data import cli as data_cli  # noqa: E402
 
 
-def test_generate_train_bundle_load(tmp_path, monkeypatch):
+def test_generate_train_bundle_load(tmp_path, monkeypatch, capsys):
     missing = [t for t in ("espeak-ng", "flite", "festival", "sox") if shutil.which(t) is None]
     if missing:
         pytest.skip(f"needs {', '.join(missing)} (scripts/install-system-deps.sh test)")
@@ -61,6 +61,30 @@ def test_generate_train_bundle_load(tmp_path, monkeypatch):
                if v.is_floating_point())
     log = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if "skipped_nonfinite" in r] == [6]
+
+    # the decide head retrains on the frozen encoder: encoder and CTC head stay bit-identical
+    head = tmp_path / "decide"
+    argv = ["--init", str(out / "last.pt"), "--data", str(data), "--dev", str(data),
+            "--out", str(head), "--steps", "3", "--threads", "1", "--ckpt-every", "2",
+            "--dev-batches", "1", "--cache", str(tmp_path / "features")]
+    train_decide.main(argv)
+    assert "reusing" not in capsys.readouterr().out
+    retrained, dmeta = load_checkpoint(head / "last.pt")
+    assert dmeta["step"] == 3 and dmeta["decide_only"]["init"] == str(out / "last.pt")
+    before, after_ = after.state_dict(), retrained.state_dict()
+    frozen = [k for k in before if not k.startswith(train_decide.DECIDE_PARAMS)]
+    assert "ctc_head.weight" in frozen and "blocks.0.qkv.weight" in frozen
+    assert all(torch.equal(before[k], after_[k]) for k in frozen)
+    moved = [k for k in before if k.startswith(train_decide.DECIDE_PARAMS)
+             and not torch.equal(before[k], after_[k])]
+    assert "event_head.weight" in moved and "speak_head.weight" in moved
+    dlog = [json.loads(line) for line in (head / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in dlog if r["split"] == "dev"] == [2, 3]
+    # resume reuses the encodings cache (same encoder, same streams) and continues
+    train_decide.main([*argv[:argv.index("--steps")], "--steps", "4",
+                       *argv[argv.index("--steps") + 2:], "--resume"])
+    assert f"reusing {head / 'encodings.npz'}" in capsys.readouterr().out
+    assert load_checkpoint(head / "last.pt")[1]["step"] == 4
 
     bundle_dir = build_bundle(model, tmp_path / "bundle", name="smoke",
                               events_safety=meta["events_safety"],
