@@ -10,6 +10,7 @@ end, ``OUT/best.pt`` by dev loss) and ``--resume`` from ``OUT/last.pt``. Run it 
 background with a log and a pid, e.g.::
 
     nohup python -m export.train ... > train.log 2>&1 & echo $! > train.pid
+    kill $(cat train.pid)   # stops after the current step, with the dev check and checkpoints
 
 Data: folders written by ``python -m export.data build``; features and per-chunk targets are
 computed once with the runtime's own native front end and cached (``--cache``, default
@@ -24,13 +25,16 @@ given -- distillation of the teacher's events, speak-now and intent outputs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -294,6 +298,36 @@ def evaluate(model: AimModel, streams: list[StreamTargets], cfg: TrainConfig, se
     return agg
 
 
+class StopRequest:
+    """Set by SIGTERM inside :func:`stop_on_sigterm`."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+
+@contextlib.contextmanager
+def stop_on_sigterm() -> Iterator[StopRequest]:
+    """``kill PID`` of a background run ends it like its time budget does: the running step
+    finishes, then the dev check and the checkpoints are written (instead of losing the steps
+    since the last ``--ckpt-every``). The previous handler comes back on exit; outside the main
+    thread (where Python cannot install handlers) nothing changes."""
+    stop = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        stop.requested = True
+        print(f"\nstopping: got signal {signum}; finishing this step and checkpointing",
+              file=sys.stderr, flush=True)
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 def _lr(step: int, cfg: TrainConfig, total: int) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
@@ -374,43 +408,45 @@ def train(args: argparse.Namespace) -> Path:
         return dev
 
     skipped = 0
-    try:
-        while step < total and (deadline is None or time.monotonic() < deadline):
-            crop = cfg.first_pass_crop_chunks if step < cfg.short_steps else cfg.crop_chunks
-            batch = batcher.sample(cfg.batch, crop)
-            x = batch["fbank"]
-            if step >= cfg.specaugment_after:
-                x = _spec_augment(x, aug_rng)
-            batch = to_device(batch, device)
-            x = x.to(device, non_blocking=True)
-            for g in opt.param_groups:
-                g["lr"] = _lr(step, cfg, total)
-            loss, parts = compute_losses(model, batch, cfg, teacher, fbank=x)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            if torch.isfinite(loss) and torch.isfinite(norm):
-                opt.step()
-            else:  # one bad batch must not turn every weight into NaN: skip it, say so
-                skipped += 1
-                log.write(json.dumps({"step": step, "split": "train", "skipped_nonfinite":
-                                      skipped, **parts}) + "\n")
-                if skipped > max(10, total // 100):
-                    raise SystemExit(f"{skipped} steps had a non-finite loss or gradient (last"
-                                     f" at step {step}: {parts}); lower lr or check the data")
-            step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{parts['loss']:.3f}", ctc=f"{parts['ctc']:.2f}",
-                            ev=f"{parts['event']:.3f}", tm=f"{parts['timing']:.3f}")
-            if step % 20 == 0:
-                log.write(json.dumps({"step": step, "split": "train", **parts}) + "\n")
-                log.flush()
-            if step % args.ckpt_every == 0:
-                dev = validate_and_checkpoint()
-    finally:
-        bar.close()
-        dev = validate_and_checkpoint()
-        log.close()
+    with stop_on_sigterm() as stop:
+        try:
+            while (step < total and not stop.requested
+                   and (deadline is None or time.monotonic() < deadline)):
+                crop = cfg.first_pass_crop_chunks if step < cfg.short_steps else cfg.crop_chunks
+                batch = batcher.sample(cfg.batch, crop)
+                x = batch["fbank"]
+                if step >= cfg.specaugment_after:
+                    x = _spec_augment(x, aug_rng)
+                batch = to_device(batch, device)
+                x = x.to(device, non_blocking=True)
+                for g in opt.param_groups:
+                    g["lr"] = _lr(step, cfg, total)
+                loss, parts = compute_losses(model, batch, cfg, teacher, fbank=x)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                if torch.isfinite(loss) and torch.isfinite(norm):
+                    opt.step()
+                else:  # one bad batch must not turn every weight into NaN: skip it, say so
+                    skipped += 1
+                    log.write(json.dumps({"step": step, "split": "train", "skipped_nonfinite":
+                                          skipped, **parts}) + "\n")
+                    if skipped > max(10, total // 100):
+                        raise SystemExit(f"{skipped} steps had a non-finite loss or gradient (last"
+                                         f" at step {step}: {parts}); lower lr or check the data")
+                step += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{parts['loss']:.3f}", ctc=f"{parts['ctc']:.2f}",
+                                ev=f"{parts['event']:.3f}", tm=f"{parts['timing']:.3f}")
+                if step % 20 == 0:
+                    log.write(json.dumps({"step": step, "split": "train", **parts}) + "\n")
+                    log.flush()
+                if step % args.ckpt_every == 0:
+                    dev = validate_and_checkpoint()
+        finally:
+            bar.close()
+            dev = validate_and_checkpoint()
+            log.close()
     print(f"done at step {step}; dev loss {dev['loss']:.4f} (best {best:.4f}); "
           f"checkpoints in {out}"
           + (f"; {skipped} step(s) skipped for a non-finite loss" if skipped else ""))

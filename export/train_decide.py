@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from ._args import require_paths
 from .model import AimModel
 from .targets import StreamTargets, load_split
-from .train import Batcher, TrainConfig, _lr, head_losses, to_device
+from .train import Batcher, TrainConfig, _lr, head_losses, stop_on_sigterm, to_device
 
 # parameters the decide head owns (prefixes of state-dict names); everything else is frozen
 DECIDE_PARAMS = ("query", "instr_proj.", "decide.", "norm_dec.", "speak_head.", "intent_head.",
@@ -234,35 +234,37 @@ def train_decide(args: argparse.Namespace) -> Path:
 
     model.train()
     skipped = 0
-    try:
-        while step < total and (deadline is None or time.monotonic() < deadline):
-            batch = to_device(batcher.sample(cfg.batch, cfg.crop_chunks), torch.device("cpu"))
-            for g in opt.param_groups:
-                g["lr"] = _lr(step, cfg, total)
-            loss, parts = decide_losses(model, train_enc, batch, cfg, cfg.crop_chunks, True)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            if torch.isfinite(loss) and torch.isfinite(norm):
-                opt.step()
-            else:
-                skipped += 1
-                if skipped > max(10, total // 100):
-                    raise SystemExit(f"{skipped} steps had a non-finite loss or gradient (last"
-                                     f" at step {step}: {parts}); lower lr or check the data")
-            step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{parts['loss']:.3f}", ev=f"{parts['event']:.3f}",
-                            tm=f"{parts['timing']:.3f}")
-            if step % 50 == 0:
-                log.write(json.dumps({"step": step, "split": "train", **parts}) + "\n")
-                log.flush()
-            if step % args.ckpt_every == 0:
-                validate_and_checkpoint()
-    finally:
-        bar.close()
-        dev = validate_and_checkpoint()
-        log.close()
+    with stop_on_sigterm() as stop:
+        try:
+            while (step < total and not stop.requested
+                   and (deadline is None or time.monotonic() < deadline)):
+                batch = to_device(batcher.sample(cfg.batch, cfg.crop_chunks), torch.device("cpu"))
+                for g in opt.param_groups:
+                    g["lr"] = _lr(step, cfg, total)
+                loss, parts = decide_losses(model, train_enc, batch, cfg, cfg.crop_chunks, True)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                if torch.isfinite(loss) and torch.isfinite(norm):
+                    opt.step()
+                else:
+                    skipped += 1
+                    if skipped > max(10, total // 100):
+                        raise SystemExit(f"{skipped} steps had a non-finite loss or gradient (last"
+                                         f" at step {step}: {parts}); lower lr or check the data")
+                step += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{parts['loss']:.3f}", ev=f"{parts['event']:.3f}",
+                                tm=f"{parts['timing']:.3f}")
+                if step % 50 == 0:
+                    log.write(json.dumps({"step": step, "split": "train", **parts}) + "\n")
+                    log.flush()
+                if step % args.ckpt_every == 0:
+                    validate_and_checkpoint()
+        finally:
+            bar.close()
+            dev = validate_and_checkpoint()
+            log.close()
     print(f"done at step {step}; dev loss {dev['loss']:.4f} (best {best:.4f}); "
           f"checkpoints in {out}"
           + (f"; {skipped} step(s) skipped for a non-finite loss" if skipped else ""))

@@ -1,4 +1,5 @@
-"""The training batcher's focused crops: hazards are rare, so some crops must show one."""
+"""Training helpers: the batcher's focused crops (hazards are rare, so some crops must show one)
+and the loop's graceful stop on SIGTERM."""
 
 import numpy as np
 import pytest
@@ -53,3 +54,17 @@ def test_uniform_crops_mostly_miss_a_rare_event():
     batcher = Batcher([stream], cfg, seed=0, focus_fraction=0.0)
     hits = sum(bool(batcher.sample(1, 32)["events"].numpy()[0, :, 1].any()) for _ in range(200))
     assert hits < 60  # 36 of 369 crop positions touch the event: ~10 %
+
+
+def test_sigterm_asks_the_training_loop_to_stop_and_the_old_handler_returns():
+    import os
+    import signal
+
+    from export.train import stop_on_sigterm
+
+    before = signal.getsignal(signal.SIGTERM)
+    with stop_on_sigterm() as stop:
+        assert not stop.requested
+        os.kill(os.getpid(), signal.SIGTERM)  # handled: the test process keeps running
+        assert stop.requested
+    assert signal.getsignal(signal.SIGTERM) is before
