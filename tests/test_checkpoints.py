@@ -35,3 +35,21 @@ def test_kept_student_is_the_shipped_default():
     assert model.cfg.to_dict() == arch
     assert [e.name for e in bundle.events] == list(model.cfg.events)
     assert {e.name: e.safety for e in bundle.events} == meta["events_safety"]
+
+
+def test_v05_is_v03s_encoder_with_a_retrained_decide_head():
+    """The v0.5 experiment (kept, not shipped: see README) came from export.train_decide on
+    v0.3: its encoder and CTC head (captions, keyword spotting) are v0.3's bit for bit, its
+    decide head is new."""
+    from export.train_decide import DECIDE_PARAMS
+
+    old, _ = load_checkpoint(ROOT / "export" / "checkpoints" / "student-v0.3.npz")
+    new, meta = load_checkpoint(ROOT / "export" / "checkpoints" / "student-v0.5.npz")
+    a, b = old.state_dict(), new.state_dict()
+    assert a.keys() == b.keys()
+    frozen = [k for k in a if not k.startswith(DECIDE_PARAMS)]
+    head = [k for k in a if k.startswith(DECIDE_PARAMS)]
+    assert "ctc_head.weight" in frozen and "event_head.weight" in head
+    assert all(torch.equal(a[k], b[k]) for k in frozen)
+    assert all(not torch.equal(a[k], b[k]) for k in head if a[k].is_floating_point())
+    assert meta["decide_only"]["init"].endswith("student-v0.3.npz") and meta["step"] == 4000
