@@ -34,7 +34,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,11 +113,18 @@ def _spec_augment(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
 class Batcher:
     """Random crops of whole chunks from cached streams."""
 
+    MIN_CHUNKS = 8
+
+    @classmethod
+    def usable(cls, streams: list[StreamTargets]) -> list[StreamTargets]:
+        """The streams crops are drawn from (``self.streams``): those of at least MIN_CHUNKS."""
+        return [s for s in streams if s.n_chunks >= cls.MIN_CHUNKS]
+
     def __init__(self, streams: list[StreamTargets], model_cfg: ModelConfig, seed: int,
                  focus_fraction: float = 0.0) -> None:
-        self.streams = [s for s in streams if s.n_chunks >= 8]
+        self.streams = self.usable(streams)
         if not self.streams:
-            raise SystemExit("no usable streams (all shorter than 8 chunks)")
+            raise SystemExit(f"no usable streams (all shorter than {self.MIN_CHUNKS} chunks)")
         self.cfg = model_cfg
         self.rng = np.random.default_rng(seed)
         self.focus_fraction = float(focus_fraction)
@@ -283,15 +290,20 @@ def compute_losses(model: AimModel, batch: dict[str, Any], cfg: TrainConfig,
 
 
 def evaluate(model: AimModel, streams: list[StreamTargets], cfg: TrainConfig, seed: int = 1,
-             batches: int = 4, device: torch.device | None = None) -> dict[str, float]:
+             batches: int = 4, device: torch.device | None = None,
+             losses: Callable[[dict[str, Any]], tuple[torch.Tensor, dict[str, float]]] | None = None
+             ) -> dict[str, float]:
+    """Mean losses over ``batches`` crops drawn with ``seed`` (the same crops every call).
+    ``losses(batch)`` defaults to :func:`compute_losses` of the whole model."""
     model.eval()
     batcher = Batcher(streams, model.cfg, seed)
     device = device or torch.device("cpu")
+    losses = losses or (lambda batch: compute_losses(model, batch, cfg))
     agg: dict[str, float] = {}
     with torch.no_grad():
         for _ in range(batches):
             batch = to_device(batcher.sample(cfg.batch, cfg.crop_chunks), device)
-            _, parts = compute_losses(model, batch, cfg)
+            _, parts = losses(batch)
             for k, v in parts.items():
                 agg[k] = agg.get(k, 0.0) + v / batches
     model.train()
@@ -328,6 +340,65 @@ def stop_on_sigterm() -> Iterator[StopRequest]:
         signal.signal(signal.SIGTERM, old)
 
 
+class NonFiniteGuard:
+    """The optimiser step of both training loops: backward, clip, step -- unless the loss or
+    the gradient is not finite. One bad batch must not turn every weight into NaN: the step is
+    skipped and logged, and after more than ``max(10, total // 100)`` skips the run stops."""
+
+    def __init__(self, total: int, log: Any) -> None:
+        self.total = total
+        self.log = log
+        self.skipped = 0
+
+    def step(self, opt: torch.optim.Optimizer, loss: torch.Tensor,
+             params: Any, grad_clip: float, step: int, parts: dict[str, float]) -> None:
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        if torch.isfinite(loss) and torch.isfinite(norm):
+            opt.step()
+            return
+        self.skipped += 1
+        self.log.write(json.dumps({"step": step, "split": "train",
+                                   "skipped_nonfinite": self.skipped, **parts}) + "\n")
+        if self.skipped > max(10, self.total // 100):
+            raise SystemExit(f"{self.skipped} steps had a non-finite loss or gradient (last"
+                             f" at step {step}: {parts}); lower lr or check the data")
+
+
+def start_run(args: argparse.Namespace) -> tuple[TrainConfig, Path, list[StreamTargets],
+                                                 list[str], dict[str, bool]]:
+    """What both trainers do first: threads, config, output folder, seed, and the train splits
+    of ``--data`` concatenated (several splits/packs, e.g. two generator seeds). Returns the
+    config, the folder, the streams, the event labels and their safety flags."""
+    torch.set_num_threads(args.threads)
+    cfg = TrainConfig.load(args.config)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    train_streams: list[StreamTargets] = []
+    events: list[str] = []
+    safety: dict[str, bool] = {}
+    for data in args.data:
+        streams, events, safety = load_split(data, cache=args.cache, limit=args.limit)
+        train_streams.extend(streams)
+    return cfg, out, train_streams, events, safety
+
+
+def resume(last: Path, model: AimModel, opt: torch.optim.Optimizer, best: float
+           ) -> tuple[int, float]:
+    """Load ``last`` (a checkpoint of either trainer) into ``model`` and ``opt``; return its
+    step and best dev loss (``best`` when it records none)."""
+    blob = torch.load(str(last), map_location="cpu", weights_only=True)
+    model.load_state_dict(blob["model"])
+    if "optimizer" in blob["meta"]:
+        opt.load_state_dict(blob["meta"]["optimizer"])
+    step = int(blob["meta"].get("step", 0))
+    best = float(blob["meta"].get("best", best))
+    print(f"resumed from {last} at step {step}")
+    return step, best
+
+
 def _lr(step: int, cfg: TrainConfig, total: int) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
@@ -340,16 +411,7 @@ def train(args: argparse.Namespace) -> Path:
 
     from .bundle import load_checkpoint, save_checkpoint
 
-    torch.set_num_threads(args.threads)
-    cfg = TrainConfig.load(args.config)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(cfg.seed)
-
-    train_streams, events, safety = [], [], {}
-    for data in args.data:  # several splits/packs concatenate (e.g. two generator seeds)
-        streams, events, safety = load_split(data, cache=args.cache, limit=args.limit)
-        train_streams.extend(streams)
+    cfg, out, train_streams, events, safety = start_run(args)
     dev_streams, _, _ = load_split(args.dev, cache=args.cache, limit=args.limit) if args.dev \
         else (train_streams[:4], events, safety)
     device = torch.device(args.device)
@@ -371,13 +433,7 @@ def train(args: argparse.Namespace) -> Path:
     step, best = 0, float("inf")
     last = out / "last.pt"
     if args.resume and last.is_file():
-        blob = torch.load(str(last), map_location="cpu", weights_only=True)
-        model.load_state_dict(blob["model"])
-        if "optimizer" in blob["meta"]:
-            opt.load_state_dict(blob["meta"]["optimizer"])
-        step = int(blob["meta"].get("step", 0))
-        best = float(blob["meta"].get("best", best))
-        print(f"resumed from {last} at step {step}")
+        step, best = resume(last, model, opt, best)
     print(f"model: {count_parameters(model) / 1e6:.2f} M parameters, {len(train_streams)} train "
           f"streams ({sum(s.n_chunks for s in train_streams) * 0.16 / 3600:.2f} h), "
           f"{len(dev_streams)} dev streams, events {list(events)}")
@@ -407,7 +463,7 @@ def train(args: argparse.Namespace) -> Path:
         checkpoint(last)
         return dev
 
-    skipped = 0
+    guard = NonFiniteGuard(total, log)
     with stop_on_sigterm() as stop:
         try:
             while (step < total and not stop.requested
@@ -422,18 +478,7 @@ def train(args: argparse.Namespace) -> Path:
                 for g in opt.param_groups:
                     g["lr"] = _lr(step, cfg, total)
                 loss, parts = compute_losses(model, batch, cfg, teacher, fbank=x)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                if torch.isfinite(loss) and torch.isfinite(norm):
-                    opt.step()
-                else:  # one bad batch must not turn every weight into NaN: skip it, say so
-                    skipped += 1
-                    log.write(json.dumps({"step": step, "split": "train", "skipped_nonfinite":
-                                          skipped, **parts}) + "\n")
-                    if skipped > max(10, total // 100):
-                        raise SystemExit(f"{skipped} steps had a non-finite loss or gradient (last"
-                                         f" at step {step}: {parts}); lower lr or check the data")
+                guard.step(opt, loss, model.parameters(), cfg.grad_clip, step, parts)
                 step += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{parts['loss']:.3f}", ctc=f"{parts['ctc']:.2f}",
@@ -449,7 +494,8 @@ def train(args: argparse.Namespace) -> Path:
             log.close()
     print(f"done at step {step}; dev loss {dev['loss']:.4f} (best {best:.4f}); "
           f"checkpoints in {out}"
-          + (f"; {skipped} step(s) skipped for a non-finite loss" if skipped else ""))
+          + (f"; {guard.skipped} step(s) skipped for a non-finite loss" if guard.skipped
+             else ""))
     if args.slim:
         blob = torch.load(str(out / "best.pt"), map_location="cpu", weights_only=True)
         blob["model"] = {k: (v.half() if v.is_floating_point() else v)

@@ -46,7 +46,17 @@ import torch.nn.functional as F
 from ._args import require_paths
 from .model import AimModel
 from .targets import StreamTargets, load_split
-from .train import Batcher, TrainConfig, _lr, head_losses, stop_on_sigterm, to_device
+from .train import (
+    Batcher,
+    NonFiniteGuard,
+    TrainConfig,
+    _lr,
+    evaluate,
+    head_losses,
+    resume,
+    start_run,
+    stop_on_sigterm,
+)
 
 # parameters the decide head owns (prefixes of state-dict names); everything else is frozen
 DECIDE_PARAMS = ("query", "instr_proj.", "decide.", "norm_dec.", "speak_head.", "intent_head.",
@@ -146,21 +156,8 @@ def decide_losses(model: AimModel, encodings: list[np.ndarray], batch: dict[str,
 def dev_losses(model: AimModel, streams: list[StreamTargets], encodings: list[np.ndarray],
                cfg: TrainConfig, batches: int) -> dict[str, float]:
     """Mean losses over the same ``batches`` dev crops every time (fixed seed)."""
-    model.eval()
-    batcher = Batcher(streams, model.cfg, seed=1)
-    agg: dict[str, float] = {}
-    with torch.no_grad():
-        for _ in range(batches):
-            batch = batcher.sample(cfg.batch, cfg.crop_chunks)
-            _, parts = decide_losses(model, encodings, batch, cfg, cfg.crop_chunks, False)
-            for k, v in parts.items():
-                agg[k] = agg.get(k, 0.0) + v / batches
-    model.train()
-    return agg
-
-
-def _usable(streams: list[StreamTargets]) -> list[StreamTargets]:
-    return [s for s in streams if s.n_chunks >= 8]  # the Batcher's own rule
+    return evaluate(model, streams, cfg, batches=batches, losses=lambda batch: decide_losses(
+        model, encodings, batch, cfg, cfg.crop_chunks, False))
 
 
 def train_decide(args: argparse.Namespace) -> Path:
@@ -168,25 +165,16 @@ def train_decide(args: argparse.Namespace) -> Path:
 
     from .bundle import load_checkpoint, save_checkpoint
 
-    torch.set_num_threads(args.threads)
-    cfg = TrainConfig.load(args.config)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(cfg.seed)
+    cfg, out, train_streams, events, safety = start_run(args)
     model, init_meta = load_checkpoint(args.init)
-    train_streams: list[StreamTargets] = []
-    events: list[str] = []
-    safety: dict[str, bool] = {}
-    for data in args.data:
-        streams, events, safety = load_split(data, cache=args.cache, limit=args.limit)
-        train_streams.extend(streams)
     if tuple(events) != model.cfg.events:
         raise SystemExit(f"--init {args.init} was trained on events {list(model.cfg.events)}; "
                          f"the data has {events}")
     dev_streams, _, _ = load_split(args.dev, cache=args.cache, limit=args.limit)
-    train_streams, dev_streams = _usable(train_streams), _usable(dev_streams)
+    # encodings are indexed like the Batcher's streams: keep only those it draws from
+    train_streams, dev_streams = Batcher.usable(train_streams), Batcher.usable(dev_streams)
     if not train_streams or not dev_streams:
-        raise SystemExit("no usable streams (all shorter than 8 chunks)")
+        raise SystemExit(f"no usable streams (all shorter than {Batcher.MIN_CHUNKS} chunks)")
     train_enc = cached_encodings(model, train_streams, out / "encodings.npz", "encoding train")
     dev_enc = cached_encodings(model, dev_streams, out / "encodings-dev.npz", "encoding dev")
 
@@ -195,12 +183,7 @@ def train_decide(args: argparse.Namespace) -> Path:
     step, best = 0, float("inf")
     last = out / "last.pt"
     if args.resume and last.is_file():
-        blob = torch.load(str(last), map_location="cpu", weights_only=True)
-        model.load_state_dict(blob["model"])
-        opt.load_state_dict(blob["meta"]["optimizer"])
-        step = int(blob["meta"]["step"])
-        best = float(blob["meta"]["best"])
-        print(f"resumed from {last} at step {step}")
+        step, best = resume(last, model, opt, best)
     n_train = sum(p.numel() for p in params)
     print(f"decide head: {n_train / 1e6:.2f} M trainable of "
           f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters; "
@@ -233,25 +216,16 @@ def train_decide(args: argparse.Namespace) -> Path:
         return dev
 
     model.train()
-    skipped = 0
+    guard = NonFiniteGuard(total, log)
     with stop_on_sigterm() as stop:
         try:
             while (step < total and not stop.requested
                    and (deadline is None or time.monotonic() < deadline)):
-                batch = to_device(batcher.sample(cfg.batch, cfg.crop_chunks), torch.device("cpu"))
+                batch = batcher.sample(cfg.batch, cfg.crop_chunks)  # CPU tensors, as the cache
                 for g in opt.param_groups:
                     g["lr"] = _lr(step, cfg, total)
                 loss, parts = decide_losses(model, train_enc, batch, cfg, cfg.crop_chunks, True)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                if torch.isfinite(loss) and torch.isfinite(norm):
-                    opt.step()
-                else:
-                    skipped += 1
-                    if skipped > max(10, total // 100):
-                        raise SystemExit(f"{skipped} steps had a non-finite loss or gradient (last"
-                                         f" at step {step}: {parts}); lower lr or check the data")
+                guard.step(opt, loss, params, cfg.grad_clip, step, parts)
                 step += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{parts['loss']:.3f}", ev=f"{parts['event']:.3f}",
@@ -267,7 +241,8 @@ def train_decide(args: argparse.Namespace) -> Path:
             log.close()
     print(f"done at step {step}; dev loss {dev['loss']:.4f} (best {best:.4f}); "
           f"checkpoints in {out}"
-          + (f"; {skipped} step(s) skipped for a non-finite loss" if skipped else ""))
+          + (f"; {guard.skipped} step(s) skipped for a non-finite loss" if guard.skipped
+             else ""))
     return out / "best.pt"
 
 
