@@ -7,6 +7,13 @@ timer like a sound card. Clients find it through ``JACK_DEFAULT_SERVER`` (see :m
 stopped by its pid when the ``with`` block ends, at interpreter exit, and (through
 ``PR_SET_PDEATHSIG``) when the test process dies; its ``/dev/shm`` files are removed.
 
+JACK's server registry (``/dev/shm/jack-shm-registry``) has 8 slots, and jackd reclaims a
+dead server's slot only when a server *of the same name* starts. A killed test server cannot
+unregister itself and every test server has a new name, so each kill used to leave a slot
+taken for good: after 8 kills (across runs: the registry outlives them) no jackd starts,
+"Too many servers already active". :func:`reclaim_dead_test_slots` frees the slots of this
+suite's dead servers before each start and after each stop.
+
 :class:`Player` plays known audio into the server from this process (a sounddevice output
 stream) and :meth:`JackServer.wire` connects it to another client's input ports.
 """
@@ -63,6 +70,74 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         pass
 
 
+REGISTRY = SHM / "jack-shm-registry"
+_REGISTRY_MAGIC = 0x4A41434B  # "JACK"
+MAX_SERVERS = 8  # jack2 shm.h
+_HEADER = 24  # magic u32, protocol u16 (+2 pad), type, size, hdr_len, entry_len: u32 each
+
+
+def _pid_alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
+def registry_slots() -> list[tuple[int, str]]:
+    """``(pid, name)`` of every taken slot of JACK's server registry ([] when there is none
+    or its layout is not the one this helper knows)."""
+    layout = _registry_layout()
+    if layout is None:
+        return []
+    data, slot = layout
+    out = []
+    for i in range(MAX_SERVERS):
+        off = _HEADER + i * slot
+        pid = int.from_bytes(data[off:off + 4], "little", signed=True)
+        name = data[off + 4:off + slot].split(b"\0", 1)[0].decode(errors="replace")
+        if pid:
+            out.append((pid, name))
+    return out
+
+
+def _registry_layout() -> tuple[bytes, int] | None:
+    try:
+        data = REGISTRY.read_bytes()
+    except OSError:
+        return None
+    if len(data) < _HEADER:
+        return None
+    magic = int.from_bytes(data[0:4], "little")
+    hdr_len = int.from_bytes(data[16:20], "little")
+    slot, rest = divmod(hdr_len - _HEADER, MAX_SERVERS)
+    if magic != _REGISTRY_MAGIC or rest or slot < 8 or hdr_len > len(data):
+        return None
+    return data, slot
+
+
+def reclaim_dead_test_slots() -> int:
+    """Free the registry slots of this suite's servers (``aimedge-test-*``) whose jackd is
+    gone, the way jackd frees a dead slot of its own name; returns how many were freed.
+    Slots of other servers, live or dead, are left alone."""
+    layout = _registry_layout()
+    if layout is None:
+        return 0
+    data, slot = layout
+    freed = 0
+    try:
+        fd = os.open(REGISTRY, os.O_RDWR)
+    except OSError:
+        return 0
+    try:
+        for i in range(MAX_SERVERS):
+            off = _HEADER + i * slot
+            pid = int.from_bytes(data[off:off + 4], "little", signed=True)
+            name = data[off + 4:off + slot]
+            if pid > 0 and b":aimedge-test-" in name.split(b"\0", 1)[0] and not _pid_alive(pid):
+                os.pwrite(fd, bytes(slot), off)
+                freed += 1
+    finally:
+        os.close(fd)
+    return freed
+
+
 def _jackd_pids() -> list[int]:
     pids = []
     for p in Path("/proc").iterdir():
@@ -96,6 +171,7 @@ class JackServer:
     def start(self, timeout: float = 10.0) -> JackServer:
         if not _SHM_BEFORE and SHM.is_dir():
             _SHM_BEFORE.update({p.name for p in SHM.glob("jack*")} | {"(snapshot taken)"})
+        reclaim_dead_test_slots()
         self.proc = subprocess.Popen(
             ["jackd", "-n", self.name, "--no-realtime", "-d", "dummy", "-r", str(self.rate),
              "-p", str(self.period), "-C", str(self.capture), "-P", str(self.playback)],
@@ -107,7 +183,13 @@ class JackServer:
             if self.proc.poll() is not None:
                 out = self.proc.stdout.read().decode(errors="replace") if self.proc.stdout else ""
                 self.stop()
-                raise RuntimeError(f"jackd exited with {self.proc.returncode}: {out[-2000:]}")
+                hint = ""
+                if "Too many servers" in out:
+                    hint = (f"\nJACK registry slots (pid, name): {registry_slots()}; slots of"
+                            " other dead servers are not ours to free: delete"
+                            f" {REGISTRY} when no jackd runs")
+                raise RuntimeError(
+                    f"jackd exited with {self.proc.returncode}: {out[-2000:]}{hint}")
             if self._run("jack_lsp", check=False).returncode == 0:
                 return self
             time.sleep(0.02)
@@ -135,6 +217,7 @@ class JackServer:
                 self.proc.stdout.close()
         if self in _live:
             _live.remove(self)
+        reclaim_dead_test_slots()
         self._clean_shm()
 
     def _clean_shm(self) -> None:
@@ -149,7 +232,7 @@ class JackServer:
         no_jackd = not _jackd_pids()
         for p in SHM.glob("jack*"):
             m = re.search(r"aimedge-test-(\d+)-", p.name)
-            stale = m is not None and not Path(f"/proc/{m.group(1)}").exists()
+            stale = m is not None and not _pid_alive(int(m.group(1)))
             segment = re.fullmatch(r"jack-\d+-\d+", p.name) is not None
             if self.name in p.name or stale or (
                     segment and no_jackd and p.name not in _SHM_BEFORE):

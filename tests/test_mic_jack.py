@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from jack_helpers import JackServer, Player, jack_missing
+from jack_helpers import MAX_SERVERS, JackServer, Player, jack_missing, registry_slots
 
 from aim_edge import cli
 from aim_edge.audio import AudioConverter, read_wav
@@ -337,3 +337,18 @@ def test_killing_the_audio_server_ends_listen_cleanly(bare_jack_server):
     assert "stopped delivering audio" in stderr and "aim-edge devices" in stderr
     assert "Traceback" not in stderr
     assert "summary:" in stdout and "microphone" in stdout  # what was heard is reported
+
+
+def test_killed_servers_do_not_use_up_the_jack_registry():
+    """CI once failed with "Too many servers already active": each SIGKILLed test server left
+    its slot in JACK's 8-slot registry (which outlives the test run), and jackd reclaims a dead
+    slot only for a server of the same name. More kills than slots must not stop a start."""
+    pids = []
+    for _ in range(MAX_SERVERS + 2):
+        with JackServer(16000, 320) as server:  # raises when jackd cannot register
+            pids.append(server.proc.pid)
+            assert any(pid == server.proc.pid and server.name in name
+                       for pid, name in registry_slots())
+            server.kill()
+    taken = {pid for pid, _ in registry_slots()}
+    assert not taken & set(pids), registry_slots()
