@@ -42,30 +42,38 @@ CHUNK_S = 0.16
 
 
 def activations(p: np.ndarray, threshold: float, hysteresis: float = 0.1,
-                refractory_s: float = 0.0, chunk_s: float = CHUNK_S) -> list[tuple[int, int]]:
+                refractory_s: float = 0.0, chunk_s: float = CHUNK_S, rearm_s: float = 0.0
+                ) -> list[tuple[int, int]]:
     """Alerts as the runtime policy raises them: ``[start, end)`` chunk runs.
 
     A run starts at the first chunk with ``p >= threshold`` and lasts until ``p`` falls below
     ``max(threshold - hysteresis, 0.01)``; a run starting within ``refractory_s`` of the
-    previous reported start is merged into it (the runtime would not alert again).
+    previous reported start, or less than ``rearm_s`` after the previous run ended (the same
+    sound continuing: :class:`aim_edge.policy.PolicyConfig` ``rearm_s``), is merged into it
+    (the runtime would not alert again).
     """
     off = max(threshold - hysteresis, 0.01)
     refractory = int(round(refractory_s / chunk_s))
+    rearm = rearm_s / chunk_s
     runs: list[tuple[int, int]] = []
     active, start = False, 0
     last_start = -(10**9)
+
+    def merges(k: int) -> bool:
+        return bool(runs) and (k - last_start < refractory or k - runs[-1][1] < rearm)
+
     for k, value in enumerate(np.asarray(p, np.float64).reshape(-1).tolist()):
         if not active and value >= threshold:
             active, start = True, k
         elif active and value < off:
             active = False
-            if start - last_start < refractory and runs:
+            if merges(start):
                 runs[-1] = (runs[-1][0], k)
             else:
                 runs.append((start, k))
                 last_start = start
     if active:
-        if start - last_start < refractory and runs:
+        if merges(start):
             runs[-1] = (runs[-1][0], len(p))
         else:
             runs.append((start, len(p)))

@@ -40,6 +40,17 @@ def test_activation_is_one_run_with_hysteresis_and_refractory_merge():
     assert activations(p, 0.8, hysteresis=0.1, refractory_s=5.0) == [(1, 8)]
 
 
+def test_activation_merge_by_rearm_gap_mirrors_the_runtime_policy():
+    # runs [1, 3) and [5, 7): 2 quiet chunks (0.32 s) between; then [30, 31) after 23 chunks
+    p = np.zeros(40)
+    p[[1, 2, 5, 6, 30]] = 0.9
+    assert activations(p, 0.8) == [(1, 3), (5, 7), (30, 31)]
+    # rearm 0.5 s: the 0.32 s pause continues the sound, the 3.7 s one does not
+    assert activations(p, 0.8, rearm_s=0.5) == [(1, 7), (30, 31)]
+    assert activations(p, 0.8, rearm_s=4.0) == [(1, 31)]
+    assert activations(p, 0.8, rearm_s=0.3) == activations(p, 0.8)  # 0.32 s >= 0.3 s
+
+
 def test_response_one_chunk_after_the_window_is_late_not_a_hit():
     window = [{"earliest": 1.0, "latest": 2.0}]
     on_time = score_responses(window, [2.0])

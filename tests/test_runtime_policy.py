@@ -149,7 +149,8 @@ def test_hysteresis_keeps_one_activation_and_refractory_blocks_a_quick_repeat(
     def script(i, feeds):
         return {"events": {"smoke_alarm": probs.get(i, 0.01)}}
 
-    engine = make_engine(runtime_fake_bundle, script)
+    # rearm_s 0: every new activation is a new sound (the default merges this one: below)
+    engine = make_engine(runtime_fake_bundle, script, policy=PolicyConfig(rearm_s=0.0))
     _, events = run_chunks(engine, 50)
     smoke = alerts(events, "smoke_alarm")
     assert [round(a["t"], 3) for a in smoke] == [round(chunk_end_s(5), 3),
@@ -166,11 +167,51 @@ def test_without_hysteresis_flicker_would_alert_again_after_refractory(runtime_f
         return {"events": {"smoke_alarm": probs.get(i, 0.01)}}
 
     engine = make_engine(runtime_fake_bundle, script,
-                         policy=PolicyConfig(refractory_s=0.0))
+                         policy=PolicyConfig(refractory_s=0.0, rearm_s=0.0))
     _, events = run_chunks(engine, 12)
     # 5 on, 6 off, 7 on (alert), 8 stays on (0.45 > off 0.4), 9 same activation
     assert [round(a["t"], 3) for a in alerts(events, "smoke_alarm")] == [
         round(chunk_end_s(5), 3), round(chunk_end_s(7), 3)]
+
+
+def test_a_beeping_alarm_is_one_sound_until_it_pauses_for_rearm_s(runtime_fake_bundle):
+    # a smoke alarm's pattern: 3 chunks on, 6 off (0.96 s pauses) for 12 s, far past the 5 s
+    # refractory; then 20 quiet chunks (3.2 s >= rearm_s 3.0) and it sounds again
+    beeping = {i for i in range(5, 80) if (i - 5) % 9 < 3}
+    again = set(range(100, 104))
+
+    def script(i, feeds):
+        return {"events": {"smoke_alarm": 0.9 if i in beeping | again else 0.01}}
+
+    _, events = run_chunks(make_engine(runtime_fake_bundle, script), 110)
+    smoke = alerts(events, "smoke_alarm")
+    assert [round(a["t"], 3) for a in smoke] == [round(chunk_end_s(5), 3),
+                                                 round(chunk_end_s(100), 3)]
+    assert smoke[1]["start_s"] == pytest.approx(100 * 0.16)  # the new sound's own start
+
+    # without the rule every beep past the refractory time was a new alert (the old policy)
+    _, events = run_chunks(make_engine(runtime_fake_bundle, script,
+                                       policy=PolicyConfig(rearm_s=0.0)), 110)
+    # beeps at chunks 5, 41 and 77 (5.76 s apart); the new sound at 100 is inside 77's
+    # refractory time
+    assert [round(a["t"], 3) for a in alerts(events, "smoke_alarm")] == [
+        round(chunk_end_s(k), 3) for k in (5, 41, 77)]
+
+
+def test_a_continuation_may_still_alert_when_its_sound_had_not_been_allowed(
+        runtime_fake_bundle):
+    # the kettle is heard, not allowed (no instruction, model silent), pauses 0.48 s and goes
+    # on; when the model then decides to speak, the sound (since its first chunk) alerts once
+    def script(i, feeds):
+        if 5 <= i <= 9 or 13 <= i <= 20:
+            return {"events": {"kettle_whistle": 0.9}, "speak": 0.9 if i >= 16 else 0.2,
+                    "intent": "alert"}
+        return {}
+
+    _, events = run_chunks(make_engine(runtime_fake_bundle, script), 30)
+    kettle = alerts(events, "kettle_whistle")
+    assert [round(a["t"], 3) for a in kettle] == [round(chunk_end_s(16), 3)]
+    assert kettle[0]["start_s"] == pytest.approx(5 * 0.16)
 
 
 def test_safety_is_muted_only_by_an_instruction_that_mutes_it(runtime_fake_bundle):
@@ -221,27 +262,27 @@ def test_model_decides_non_safety_alerts_with_speak_now_and_intent(runtime_fake_
     def script(i, feeds):
         if 5 <= i <= 8:
             return {"events": {"kettle_whistle": 0.9}, "speak": 0.2}
-        if 20 <= i <= 24:
-            return {"events": {"kettle_whistle": 0.9}, "speak": 0.9 if i >= 22 else 0.2,
+        if 29 <= i <= 33:  # a new sound: 20 quiet chunks (3.2 s >= rearm_s) after the first
+            return {"events": {"kettle_whistle": 0.9}, "speak": 0.9 if i >= 31 else 0.2,
                     "intent": "alert"}
-        if 30 <= i <= 33:  # speak-now with another intent is not an alert
+        if 40 <= i <= 43:  # speak-now with another intent is not an alert
             return {"events": {"doorbell": 0.9}, "speak": 0.9, "intent": "acknowledge"}
-        if 40 <= i <= 43:  # never-target class even when the model asks
+        if 50 <= i <= 53:  # never-target class even when the model asks
             return {"events": {"other_sound": 0.9}, "speak": 0.9, "intent": "alert"}
         return {}
 
     engine = make_engine(runtime_fake_bundle, script)
-    _, events = run_chunks(engine, 48)
+    _, events = run_chunks(engine, 58)
     kettle = alerts(events, "kettle_whistle")
-    assert [round(a["t"], 3) for a in kettle] == [round(chunk_end_s(22), 3)]
-    assert kettle[0]["source"] == "model" and kettle[0]["start_s"] == pytest.approx(20 * 0.16)
+    assert [round(a["t"], 3) for a in kettle] == [round(chunk_end_s(31), 3)]
+    assert kettle[0]["source"] == "model" and kettle[0]["start_s"] == pytest.approx(29 * 0.16)
     assert not alerts(events, "doorbell") and not alerts(events, "other_sound")
     answers = [e for e in events if e["type"] == "answer"]
     assert [(a["intent"], a["source"]) for a in answers] == [("acknowledge", "model")]
     assert answers[0]["text"] == "Okay."
 
     engine = make_engine(runtime_fake_bundle, script)
-    _, events = run_chunks(engine, 48, instruction="just transcribe")
+    _, events = run_chunks(engine, 58, instruction="just transcribe")
     assert not alerts(events, "kettle_whistle"), "captions-only mutes model alerts"
 
 
@@ -310,9 +351,10 @@ def test_thresholds_and_refractory_come_from_the_manifest(tmp_path):
     def script(i, feeds):
         return {"events": {"smoke_alarm": probs.get(i, 0.01)}}
 
-    _, events = run_chunks(make_engine(path, script), 10)
+    _, events = run_chunks(make_engine(path, script, policy=PolicyConfig(rearm_s=0.0)), 10)
     # on at 4 (0.85 >= 0.8, 0.7 is not); off below 0.5: 0.6 stays on, 0.4 turns off; 7 again,
     # 0.48 s later: allowed by the manifest's 0.4 s refractory time, not by the default 5 s
+    # (rearm_s 0: the re-activation is a new sound, not the default's continuation)
     assert [round(a["t"], 3) for a in alerts(events, "smoke_alarm")] == [
         round(chunk_end_s(4), 3), round(chunk_end_s(7), 3)]
 
@@ -359,6 +401,8 @@ def test_wake_phrase_stripping():
 def test_policy_config_validation_names_the_field():
     with pytest.raises(ConfigError, match="policy.hysteresis = 1.5"):
         PolicyConfig(hysteresis=1.5).validate()
+    with pytest.raises(ConfigError, match="policy.rearm_s = -1"):
+        PolicyConfig(rearm_s=-1).validate()
     with pytest.raises(ConfigError, match="unknown field"):
         PolicyConfig.from_dict({"hysteresys": 0.1})
     cfg = PolicyConfig.from_dict({"wake_phrases": ["hello aim"], "refractory_s": 2})

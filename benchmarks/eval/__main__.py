@@ -199,7 +199,9 @@ def _yamnet_events(peer: dict[str, Any], scenes: list[Scene], engine: Any, show:
     for sc in _progress(scenes, f"{name}: yamnet", show):
         p = model.scores(sc.samples)
         t = model.decision_times(p.shape[0])
-        dets.append((sc, {lab: event_detections(p[:, j], t, thr[lab], h, ref, PATCH_HOP_S)
+        # scored by the runtime's own merge rules, as aim-edge's detections are
+        dets.append((sc, {lab: event_detections(p[:, j], t, thr[lab], h, ref, PATCH_HOP_S,
+                                                engine.policy_config.rearm_s)
                           for j, lab in enumerate(model.labels)}))
     res = score_event_set(dets, model.labels)
     res["rtf_cpu"] = (time.process_time() - c0) / max(sum(s.duration for s in scenes), 1e-9)

@@ -95,6 +95,11 @@ def _proactive(p: dict[str, Any]) -> list[str]:
         rows = [[k, str(v["windows"]), str(v["hits"]), str(v["late"]), str(v["misses"])]
                 for k, v in sorted(p["by_kind"].items())]
         lines += _table(["response kind", "windows", "on time", "late", "missed"], rows)
+    src = p.get("false_alerts_by_source") or {}
+    if src:
+        lines += ["False alerts by what said them (`alert/<why allowed>/<label>`, "
+                  "`answer/<intent>/<source>`): "
+                  + ", ".join(f"{k} {v}" for k, v in src.items()) + ".", ""]
     return lines
 
 

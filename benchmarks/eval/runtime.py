@@ -116,9 +116,10 @@ def stream_captions(run: SceneRun) -> tuple[str, str]:
 
 
 def event_detections(p: np.ndarray, t: np.ndarray, threshold: float, hysteresis: float,
-                     refractory_s: float, chunk_s: float) -> list[tuple[float, float]]:
+                     refractory_s: float, chunk_s: float, rearm_s: float = 0.0
+                     ) -> list[tuple[float, float]]:
     return [(float(t[a]), float(t[b - 1]))
-            for a, b in activations(p, threshold, hysteresis, refractory_s, chunk_s)]
+            for a, b in activations(p, threshold, hysteresis, refractory_s, chunk_s, rearm_s)]
 
 
 def score_event_set(scenes_dets: Sequence[tuple[Scene, dict[str, list[tuple[float, float]]]]],
@@ -142,13 +143,14 @@ def score_event_set(scenes_dets: Sequence[tuple[Scene, dict[str, list[tuple[floa
 
 
 def runtime_detections(engine: Any, run: SceneRun) -> dict[str, list[tuple[float, float]]]:
-    """Activations of each label on the runtime's own probabilities and thresholds."""
+    """Activations of each label on the runtime's own probabilities and thresholds, merged
+    as the policy merges them (refractory time, one alert per sound: ``rearm_s``)."""
     thr = engine.bundle.event_thresholds
     h = engine.bundle.manifest.get("thresholds", {}).get("hysteresis")
     h = engine.policy_config.hysteresis if h is None else float(h)
     ref = engine.policy_config.refractory_s
     return {e.name: event_detections(run.p_events[:, i], run.t, thr[e.name], h, ref,
-                                     engine.bundle.chunk_seconds)
+                                     engine.bundle.chunk_seconds, engine.policy_config.rearm_s)
             for i, e in enumerate(engine.bundle.events)}
 
 
@@ -168,6 +170,7 @@ def proactive(runs: Sequence[SceneRun]) -> dict[str, Any]:
     hazards = {"windows": 0, "hits": 0, "late": 0, "missed": 0, "delays": []}
     by_intent: dict[str, dict[str, Any]] = {}
     by_kind: dict[str, dict[str, int]] = {}
+    by_source: dict[str, int] = {}  # false alerts by what said them
 
     def bucket(key: str) -> dict[str, Any]:
         return by_intent.setdefault(key, {"windows": 0, "hits": 0, "late": 0, "misses": 0,
@@ -202,8 +205,12 @@ def proactive(runs: Sequence[SceneRun]) -> dict[str, Any]:
                 hazards[{"hit": "hits", "late": "late", "miss": "missed"}[o["outcome"]]] += 1
                 if o["outcome"] == "hit":
                     hazards["delays"].append(o["delay_s"])
+        said = sorted([(a["t"], alert_source(a)) for a in run.alerts]
+                      + [(a["t"], answer_source(a)) for a in run.answers])
         for tf in s["false_alert_times"]:
             bucket(_intent_at(sc, tf)[0])["false_alerts"] += 1
+            src = next((name for t, name in said if t == tf), "unknown")
+            by_source[src] = by_source.get(src, 0) + 1
     p = hits / max(1, hits + false + late)
     r = hits / max(1, hits + late + misses)
     for bk in by_intent.values():
@@ -217,7 +224,18 @@ def proactive(runs: Sequence[SceneRun]) -> dict[str, Any]:
             "no_response_hours": quiet_s / 3600,
             "false_alerts_per_hour": false / (quiet_s / 3600) if quiet_s > 0 else None,
             "delay_s": percentiles(delays), "hazards": hazards, "by_instruction": by_intent,
-            "by_kind": by_kind}
+            "by_kind": by_kind,
+            "false_alerts_by_source": dict(sorted(by_source.items(), key=lambda kv: -kv[1]))}
+
+
+def alert_source(alert: dict[str, Any]) -> str:
+    """``alert/<why it was allowed>/<label>``: safety, instruction, model, or a keyword path."""
+    return f"alert/{alert.get('source', '?')}/{alert.get('label', '?')}"
+
+
+def answer_source(answer: dict[str, Any]) -> str:
+    """``answer/<kind>/<source>``: e.g. the model's speak-now rising edge on a question."""
+    return f"answer/{answer.get('intent', '?')}/{answer.get('source', '?')}"
 
 
 def speech_activity(runs: Sequence[SceneRun]) -> dict[str, Any]:
