@@ -138,3 +138,26 @@ def test_harness_names_a_bad_bundle(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--model" in err and "no-bundle" in err
     assert not (tmp_path / "eval.json").exists()
+
+
+def test_proactive_says_what_raised_each_false_alert():
+    from benchmarks.eval.runtime import SceneRun, proactive
+    from benchmarks.eval.sets import Scene
+
+    scene = Scene(id="s", samples=np.zeros(16000 * 20, np.float32), speech=[], events=[],
+                  instructions=[], responses=[{"earliest": 2.0, "latest": 4.0, "kind": "alert",
+                                               "trigger": {"type": "event", "label": "siren",
+                                                           "reason": "safety"}}],
+                  no_response=[[0.0, 2.0], [6.0, 20.0]])
+    alerts = [{"t": 2.5, "label": "siren", "source": "safety"},   # inside the window: a hit
+              {"t": 9.0, "label": "siren", "source": "safety"},   # the same siren, again
+              {"t": 12.0, "label": "keyword:dinner", "source": "kws"}]
+    answers = [{"t": 15.0, "intent": "answer", "source": "model"}]
+    run = SceneRun(scene=scene, captions=[], alerts=alerts, answers=answers,
+                   p_events=np.zeros((1, 1)), p_speak=np.zeros(1), t=np.zeros(1),
+                   wall_s=1.0, cpu_s=1.0)
+    p = proactive([run])
+    assert (p["hits"], p["false_alerts"]) == (1, 3)
+    assert p["false_alerts_by_source"] == {"alert/safety/siren": 1,
+                                           "alert/kws/keyword:dinner": 1,
+                                           "answer/answer/model": 1}
