@@ -406,10 +406,77 @@ def _lr(step: int, cfg: TrainConfig, total: int) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
-def train(args: argparse.Namespace) -> Path:
+def run_steps(model: AimModel, opt: torch.optim.Optimizer, params: Sequence[torch.Tensor], *,
+              cfg: TrainConfig, out: Path, meta_base: dict[str, Any], step: int, best: float,
+              total: int, minutes: float, ckpt_every: int, log_every: int,
+              losses_at: Callable[[int], tuple[torch.Tensor, dict[str, float]]],
+              dev_losses: Callable[[], dict[str, float]],
+              postfix: Callable[[dict[str, float]], dict[str, str]]) -> Path:
+    """The optimisation loop both trainers share: cosine learning rate, the guarded step
+    (:class:`NonFiniteGuard`), a progress bar, train rows every ``log_every`` steps and dev
+    rows at every check in ``out/metrics.jsonl``, ``best.pt`` when the dev loss improves and
+    ``last.pt`` at every check (every ``ckpt_every`` steps and at the end). Ends at ``total``
+    steps, after ``minutes`` (0 = no budget) or on SIGTERM, after the current step.
+
+    ``losses_at(step)`` draws a batch and returns ``(loss, parts)``; ``dev_losses()`` returns
+    the dev losses; ``postfix(parts)`` the progress bar's fields. Returns ``out/best.pt``.
+    """
     from tqdm import tqdm
 
-    from .bundle import load_checkpoint, save_checkpoint
+    from .bundle import save_checkpoint
+
+    last = out / "last.pt"
+    deadline = time.monotonic() + minutes * 60 if minutes else None
+    log = open(out / "metrics.jsonl", "a")
+    bar = tqdm(total=total, initial=step, unit="step", dynamic_ncols=True, mininterval=2.0)
+
+    def checkpoint(path: Path) -> None:
+        save_checkpoint(model, path, {**meta_base, "step": step, "best": best,
+                                      "optimizer": opt.state_dict()})
+
+    def validate_and_checkpoint() -> dict[str, float]:
+        """Dev losses into the log; best.pt when they improve; last.pt always."""
+        nonlocal best
+        dev = dev_losses()
+        log.write(json.dumps({"step": step, "split": "dev", **dev}) + "\n")
+        log.flush()
+        if dev["loss"] < best:
+            best = dev["loss"]
+            checkpoint(out / "best.pt")
+        checkpoint(last)
+        return dev
+
+    model.train()
+    guard = NonFiniteGuard(total, log)
+    with stop_on_sigterm() as stop:
+        try:
+            while (step < total and not stop.requested
+                   and (deadline is None or time.monotonic() < deadline)):
+                for g in opt.param_groups:
+                    g["lr"] = _lr(step, cfg, total)
+                loss, parts = losses_at(step)
+                guard.step(opt, loss, params, cfg.grad_clip, step, parts)
+                step += 1
+                bar.update(1)
+                bar.set_postfix(**postfix(parts))
+                if step % log_every == 0:
+                    log.write(json.dumps({"step": step, "split": "train", **parts}) + "\n")
+                    log.flush()
+                if step % ckpt_every == 0:
+                    validate_and_checkpoint()
+        finally:
+            bar.close()
+            dev = validate_and_checkpoint()
+            log.close()
+    print(f"done at step {step}; dev loss {dev['loss']:.4f} (best {best:.4f}); "
+          f"checkpoints in {out}"
+          + (f"; {guard.skipped} step(s) skipped for a non-finite loss" if guard.skipped
+             else ""))
+    return out / "best.pt"
+
+
+def train(args: argparse.Namespace) -> Path:
+    from .bundle import load_checkpoint
 
     cfg, out, train_streams, events, safety = start_run(args)
     dev_streams, _, _ = load_split(args.dev, cache=args.cache, limit=args.limit) if args.dev \
@@ -439,70 +506,33 @@ def train(args: argparse.Namespace) -> Path:
           f"{len(dev_streams)} dev streams, events {list(events)}")
     batcher = Batcher(train_streams, model_cfg, cfg.seed + step, cfg.focus_fraction)
     aug_rng = np.random.default_rng(cfg.seed + 7 + step)
-    deadline = time.monotonic() + args.minutes * 60 if args.minutes else None
-    total = args.steps
     meta_base = {"events_safety": {e: bool(safety.get(e, False)) for e in events},
                  "train_config": dataclasses.asdict(cfg), "name": args.name}
-    log = open(out / "metrics.jsonl", "a")
-    bar = tqdm(total=total, initial=step, unit="step", dynamic_ncols=True, mininterval=2.0)
-    model.train()
 
-    def checkpoint(path: Path) -> None:
-        meta = {**meta_base, "step": step, "best": best, "optimizer": opt.state_dict()}
-        save_checkpoint(model, path, meta)
+    def losses_at(step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        crop = cfg.first_pass_crop_chunks if step < cfg.short_steps else cfg.crop_chunks
+        batch = batcher.sample(cfg.batch, crop)
+        x = batch["fbank"]
+        if step >= cfg.specaugment_after:
+            x = _spec_augment(x, aug_rng)
+        batch = to_device(batch, device)
+        x = x.to(device, non_blocking=True)
+        return compute_losses(model, batch, cfg, teacher, fbank=x)
 
-    def validate_and_checkpoint() -> dict[str, float]:
-        """Dev losses into the log; best.pt when they improve; last.pt always."""
-        nonlocal best
-        dev = evaluate(model, dev_streams, cfg, device=device)
-        log.write(json.dumps({"step": step, "split": "dev", **dev}) + "\n")
-        log.flush()
-        if dev["loss"] < best:
-            best = dev["loss"]
-            checkpoint(out / "best.pt")
-        checkpoint(last)
-        return dev
-
-    guard = NonFiniteGuard(total, log)
-    with stop_on_sigterm() as stop:
-        try:
-            while (step < total and not stop.requested
-                   and (deadline is None or time.monotonic() < deadline)):
-                crop = cfg.first_pass_crop_chunks if step < cfg.short_steps else cfg.crop_chunks
-                batch = batcher.sample(cfg.batch, crop)
-                x = batch["fbank"]
-                if step >= cfg.specaugment_after:
-                    x = _spec_augment(x, aug_rng)
-                batch = to_device(batch, device)
-                x = x.to(device, non_blocking=True)
-                for g in opt.param_groups:
-                    g["lr"] = _lr(step, cfg, total)
-                loss, parts = compute_losses(model, batch, cfg, teacher, fbank=x)
-                guard.step(opt, loss, model.parameters(), cfg.grad_clip, step, parts)
-                step += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{parts['loss']:.3f}", ctc=f"{parts['ctc']:.2f}",
-                                ev=f"{parts['event']:.3f}", tm=f"{parts['timing']:.3f}")
-                if step % 20 == 0:
-                    log.write(json.dumps({"step": step, "split": "train", **parts}) + "\n")
-                    log.flush()
-                if step % args.ckpt_every == 0:
-                    dev = validate_and_checkpoint()
-        finally:
-            bar.close()
-            dev = validate_and_checkpoint()
-            log.close()
-    print(f"done at step {step}; dev loss {dev['loss']:.4f} (best {best:.4f}); "
-          f"checkpoints in {out}"
-          + (f"; {guard.skipped} step(s) skipped for a non-finite loss" if guard.skipped
-             else ""))
+    best_pt = run_steps(
+        model, opt, list(model.parameters()), cfg=cfg, out=out, meta_base=meta_base,
+        step=step, best=best, total=args.steps, minutes=args.minutes,
+        ckpt_every=args.ckpt_every, log_every=20, losses_at=losses_at,
+        dev_losses=lambda: evaluate(model, dev_streams, cfg, device=device),
+        postfix=lambda parts: {"loss": f"{parts['loss']:.3f}", "ctc": f"{parts['ctc']:.2f}",
+                               "ev": f"{parts['event']:.3f}", "tm": f"{parts['timing']:.3f}"})
     if args.slim:
         blob = torch.load(str(out / "best.pt"), map_location="cpu", weights_only=True)
         blob["model"] = {k: (v.half() if v.is_floating_point() else v)
                          for k, v in blob["model"].items()}
         blob["meta"].pop("optimizer", None)
         torch.save(blob, str(args.slim))
-    return out / "best.pt"
+    return best_pt
 
 
 def main(argv: Sequence[str] | None = None) -> int:

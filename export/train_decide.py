@@ -31,10 +31,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
-import json
 import os
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -48,14 +46,12 @@ from .model import AimModel
 from .targets import StreamTargets, load_split
 from .train import (
     Batcher,
-    NonFiniteGuard,
     TrainConfig,
-    _lr,
     evaluate,
     head_losses,
     resume,
+    run_steps,
     start_run,
-    stop_on_sigterm,
 )
 
 # parameters the decide head owns (prefixes of state-dict names); everything else is frozen
@@ -161,9 +157,7 @@ def dev_losses(model: AimModel, streams: list[StreamTargets], encodings: list[np
 
 
 def train_decide(args: argparse.Namespace) -> Path:
-    from tqdm import tqdm
-
-    from .bundle import load_checkpoint, save_checkpoint
+    from .bundle import load_checkpoint
 
     cfg, out, train_streams, events, safety = start_run(args)
     model, init_meta = load_checkpoint(args.init)
@@ -195,55 +189,17 @@ def train_decide(args: argparse.Namespace) -> Path:
                  "train_config": dataclasses.asdict(cfg), "name": args.name,
                  "decide_only": {"init": str(args.init), "init_meta":
                                  {k: v for k, v in init_meta.items() if k != "optimizer"}}}
-    deadline = time.monotonic() + args.minutes * 60 if args.minutes else None
-    total = args.steps
-    log = open(out / "metrics.jsonl", "a")
-    bar = tqdm(total=total, initial=step, unit="step", dynamic_ncols=True, mininterval=2.0)
+    def losses_at(step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        batch = batcher.sample(cfg.batch, cfg.crop_chunks)  # CPU tensors, as the cache
+        return decide_losses(model, train_enc, batch, cfg, cfg.crop_chunks, True)
 
-    def checkpoint(path: Path) -> None:
-        save_checkpoint(model, path, {**meta_base, "step": step, "best": best,
-                                      "optimizer": opt.state_dict()})
-
-    def validate_and_checkpoint() -> dict[str, float]:
-        nonlocal best
-        dev = dev_losses(model, dev_streams, dev_enc, cfg, args.dev_batches)
-        log.write(json.dumps({"step": step, "split": "dev", **dev}) + "\n")
-        log.flush()
-        if dev["loss"] < best:
-            best = dev["loss"]
-            checkpoint(out / "best.pt")
-        checkpoint(last)
-        return dev
-
-    model.train()
-    guard = NonFiniteGuard(total, log)
-    with stop_on_sigterm() as stop:
-        try:
-            while (step < total and not stop.requested
-                   and (deadline is None or time.monotonic() < deadline)):
-                batch = batcher.sample(cfg.batch, cfg.crop_chunks)  # CPU tensors, as the cache
-                for g in opt.param_groups:
-                    g["lr"] = _lr(step, cfg, total)
-                loss, parts = decide_losses(model, train_enc, batch, cfg, cfg.crop_chunks, True)
-                guard.step(opt, loss, params, cfg.grad_clip, step, parts)
-                step += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{parts['loss']:.3f}", ev=f"{parts['event']:.3f}",
-                                tm=f"{parts['timing']:.3f}")
-                if step % 50 == 0:
-                    log.write(json.dumps({"step": step, "split": "train", **parts}) + "\n")
-                    log.flush()
-                if step % args.ckpt_every == 0:
-                    validate_and_checkpoint()
-        finally:
-            bar.close()
-            dev = validate_and_checkpoint()
-            log.close()
-    print(f"done at step {step}; dev loss {dev['loss']:.4f} (best {best:.4f}); "
-          f"checkpoints in {out}"
-          + (f"; {guard.skipped} step(s) skipped for a non-finite loss" if guard.skipped
-             else ""))
-    return out / "best.pt"
+    return run_steps(
+        model, opt, params, cfg=cfg, out=out, meta_base=meta_base, step=step, best=best,
+        total=args.steps, minutes=args.minutes, ckpt_every=args.ckpt_every, log_every=50,
+        losses_at=losses_at,
+        dev_losses=lambda: dev_losses(model, dev_streams, dev_enc, cfg, args.dev_batches),
+        postfix=lambda parts: {"loss": f"{parts['loss']:.3f}", "ev": f"{parts['event']:.3f}",
+                               "tm": f"{parts['timing']:.3f}"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
