@@ -80,62 +80,55 @@ def _pid_alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists()
 
 
-def registry_slots() -> list[tuple[int, str]]:
-    """``(pid, name)`` of every taken slot of JACK's server registry ([] when there is none
-    or its layout is not the one this helper knows)."""
-    layout = _registry_layout()
-    if layout is None:
-        return []
-    data, slot = layout
-    out = []
+def _taken_slots() -> tuple[int, list[tuple[int, int, str]]]:
+    """``(slot size, [(offset, pid, name), ...])`` of the taken slots of JACK's server
+    registry; ``(0, [])`` when there is none or its layout is not the one this helper knows."""
+    try:
+        data = REGISTRY.read_bytes()
+    except OSError:
+        return 0, []
+    if len(data) < _HEADER:
+        return 0, []
+    magic = int.from_bytes(data[0:4], "little")
+    hdr_len = int.from_bytes(data[16:20], "little")
+    slot, rest = divmod(hdr_len - _HEADER, MAX_SERVERS)
+    if magic != _REGISTRY_MAGIC or rest or slot < 8 or hdr_len > len(data):
+        return 0, []
+    taken = []
     for i in range(MAX_SERVERS):
         off = _HEADER + i * slot
         pid = int.from_bytes(data[off:off + 4], "little", signed=True)
         name = data[off + 4:off + slot].split(b"\0", 1)[0].decode(errors="replace")
         if pid:
-            out.append((pid, name))
-    return out
+            taken.append((off, pid, name))
+    return slot, taken
 
 
-def _registry_layout() -> tuple[bytes, int] | None:
-    try:
-        data = REGISTRY.read_bytes()
-    except OSError:
-        return None
-    if len(data) < _HEADER:
-        return None
-    magic = int.from_bytes(data[0:4], "little")
-    hdr_len = int.from_bytes(data[16:20], "little")
-    slot, rest = divmod(hdr_len - _HEADER, MAX_SERVERS)
-    if magic != _REGISTRY_MAGIC or rest or slot < 8 or hdr_len > len(data):
-        return None
-    return data, slot
+def registry_slots() -> list[tuple[int, str]]:
+    """``(pid, name)`` of every taken slot of JACK's server registry ([] when there is none
+    or its layout is not the one this helper knows)."""
+    return [(pid, name) for _, pid, name in _taken_slots()[1]]
 
 
 def reclaim_dead_test_slots() -> int:
     """Free the registry slots of this suite's servers (``aimedge-test-*``) whose jackd is
     gone, the way jackd frees a dead slot of its own name; returns how many were freed.
     Slots of other servers, live or dead, are left alone."""
-    layout = _registry_layout()
-    if layout is None:
+    slot, taken = _taken_slots()
+    dead = [off for off, pid, name in taken
+            if pid > 0 and ":aimedge-test-" in name and not _pid_alive(pid)]
+    if not dead:
         return 0
-    data, slot = layout
-    freed = 0
     try:
         fd = os.open(REGISTRY, os.O_RDWR)
     except OSError:
         return 0
     try:
-        for i in range(MAX_SERVERS):
-            off = _HEADER + i * slot
-            pid = int.from_bytes(data[off:off + 4], "little", signed=True)
-            name = data[off + 4:off + slot]
-            if pid > 0 and b":aimedge-test-" in name.split(b"\0", 1)[0] and not _pid_alive(pid):
-                os.pwrite(fd, bytes(slot), off)
-                freed += 1
+        for off in dead:
+            os.pwrite(fd, bytes(slot), off)
     finally:
         os.close(fd)
-    return freed
+    return len(dead)
 
 
 def _jackd_pids() -> list[int]:
