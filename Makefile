@@ -139,6 +139,9 @@ CHECKPOINT ?= export/checkpoints/student-v0.3.npz
 AIM_DATA ?= /root/aim-data/pack
 BUNDLE_OUT ?= aim_edge/models/default
 BUNDLE_NAME ?= aim-edge default student v0.3 (4.2M params, INT8)
+# then each label's alert confirmation, chosen through the INT8 runtime on the 2 h dev2 scenes
+# (`python -m export.data build --split dev --hours 2 --seed 11`), not the fp32 checkpoint
+AIM_SCENES ?= /root/aim-data
 bundle: install-test tflite-env
 	$(PY) -m export.bundle --checkpoint $(CHECKPOINT) --out $(BUNDLE_OUT) \
 	  --name '$(BUNDLE_NAME)' --formats onnx-int8,tflite-int8 \
@@ -146,3 +149,4 @@ bundle: install-test tflite-env
 	  --calibrate-on $(AIM_DATA)/dev-full.npz --target-fa-per-hour 1 \
 	  --test-on $(AIM_DATA)/test.npz --parity-data $(AIM_DATA)/test.npz --parity-chunks 12000 \
 	  --max-f1-delta 0.015
+	$(PY) -m export.confirm $(BUNDLE_OUT) --scenes $(AIM_SCENES)/dev2 --write

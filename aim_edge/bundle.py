@@ -20,7 +20,8 @@ Manifest, schema version 1 (fields marked ``?`` are optional)::
                       aliases?: [str], ...}], intents: [str] (index 0 = stay silent)}
     thresholds       {speak_now: float, events: {label: float}, false_alerts_per_hour?: float,
                       calibrated_on?: str, recall_at_rate?: {...},
-                      hysteresis?: float in [0, 1), refractory_s?: float | {label: float}}
+                      hysteresis?: float in [0, 1), refractory_s?: float | {label: float},
+                      confirm_chunks?: int >= 1 | {label: int >= 1}}
     artifacts        [{file, format: onnx|tflite, precision: fp32|fp16|int8-dynamic|
                       int8-static, size, sha256, role: step|instruction_encoder|asr_*,
                       encoder?: str (instruction_encoder artifacts),
@@ -35,7 +36,9 @@ Optional runtime fields (all validated when present):
 * ``labels.events[i].aliases`` -- extra phrases that name the label in an instruction
   ("tell me if the *chime* goes"), used by :func:`aim_edge.instructions.parse_instruction`.
 * ``thresholds.hysteresis`` -- ``off = on - hysteresis`` per label (default 0.1, see
-  :mod:`aim_edge.policy`); ``thresholds.refractory_s`` -- seconds before a label may alert again.
+  :mod:`aim_edge.policy`); ``thresholds.refractory_s`` -- seconds before a label may alert again;
+  ``thresholds.confirm_chunks`` -- chunks at or above threshold before a sound alerts (default
+  1; ``python -m export.bundle`` chooses it per label on the calibration split).
 * ``artifacts[i].tokenizer`` -- the tokenizer file of an ``instruction_encoder`` artifact,
   size- and sha256-checked like the artifact itself.
 * ``artifacts[i].parity.known_answer`` -- ``{chunks, speak_logit: [..], event_logits: [[..]],
@@ -161,6 +164,13 @@ class Bundle:
         """Folder of the bundle's validated ``asr`` component (second pass), or None."""
         asr = self.manifest.get("asr")
         return None if asr is None else self.root / str(asr["dir"])
+
+    @property
+    def confirm_chunks(self) -> dict[str, int]:
+        """Chunks at or above threshold before a sound of each label alerts (default 1)."""
+        value = self.manifest.get("thresholds", {}).get("confirm_chunks", 1)
+        per = value if isinstance(value, Mapping) else {e.name: value for e in self.events}
+        return {e.name: int(per.get(e.name, 1)) for e in self.events}
 
     @property
     def safety_events(self) -> tuple[str, ...]:
@@ -527,6 +537,17 @@ def _check_runtime_thresholds(thr: Mapping[str, Any], names: set[str]) -> None:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
                 raise BundleError(f"manifest: thresholds.refractory_s{'.' + label if label else ''}"
                                   f" = {v!r} must be a number of seconds >= 0")
+    if "confirm_chunks" in thr:
+        c = _require(thr, "confirm_chunks", (int, dict), "thresholds.")
+        values = c.items() if isinstance(c, dict) else [("", c)]
+        for label, v in values:
+            where = f"thresholds.confirm_chunks{'.' + label if label else ''}"
+            if label and label not in names:
+                raise BundleError(f"manifest: {where} names unknown label {label!r}; labels"
+                                  f" are {', '.join(sorted(names))}")
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise BundleError(f"manifest: {where} = {v!r} must be a whole number of chunks"
+                                  " >= 1 (1 = alert at the first chunk above threshold)")
 
 
 def describe_artifacts(artifacts: Iterable[Artifact]) -> list[str]:

@@ -158,6 +158,12 @@ def _print_bundle(path: str | Path | None, out: TextIO) -> None:
           + ", ".join(f"{k} {v:g}" for k, v in b.event_thresholds.items())
           + (f"; calibrated for {far:g} false alerts/h" if far is not None else
              "; not calibrated"), file=out)
+    waits = {k: n for k, n in b.confirm_chunks.items() if n > 1}
+    if waits:
+        where = (thr.get("confirm_chosen_on") or {}).get("scenes")
+        print("  confirmation     alert at the n-th chunk above threshold: "
+              + ", ".join(f"{k} {n}" for k, n in waits.items()) + "; others 1"
+              + (f" (chosen on {where})" if where else ""), file=out)
     try:
         enc = encoder_for_bundle(b)
         enc_line = enc.kind + (f" -- {enc.note}" if enc.note else "")

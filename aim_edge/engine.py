@@ -308,6 +308,7 @@ class Engine:
             safety=b.safety_events, speak_threshold=b.speak_threshold,
             event_thresholds=b.event_thresholds, config=self.policy_config,
             refractory=per_label, hysteresis=self._thr.get("hysteresis"),
+            confirm=b.confirm_chunks,
             aliases=self._aliases, answerer=self.answerer)
 
     # ------------------------------------------------------------------ streams

@@ -7,7 +7,8 @@ thing. Nothing here imports torch or runs a model; the runtime never imports thi
 Conventions: times in seconds of stream time; a chunk is 160 ms; probabilities in [0, 1].
 
 * :func:`activations` -- alerts as the runtime policy raises them from per-chunk
-  probabilities (threshold ``on``, hysteresis ``off = on - h``, refractory merge).
+  probabilities (threshold ``on``, hysteresis ``off = on - h``, refractory merge, one alert
+  per sound, confirmation); :func:`alerts` adds the chunk each alert fires at.
 * :func:`edit_distance`, :func:`error_rate` -- WER / CER as total edits over reference length.
 * :func:`score_events` -- event-level detection of one label: a reference event is detected by
   an activation overlapping ``[onset, offset + tolerance]``; an activation overlapping no event
@@ -28,6 +29,7 @@ import numpy as np
 __all__ = [
     "CHUNK_S",
     "activations",
+    "alerts",
     "edit_distance",
     "error_rate",
     "mask_f1",
@@ -42,42 +44,68 @@ CHUNK_S = 0.16
 
 
 def activations(p: np.ndarray, threshold: float, hysteresis: float = 0.1,
-                refractory_s: float = 0.0, chunk_s: float = CHUNK_S, rearm_s: float = 0.0
-                ) -> list[tuple[int, int]]:
+                refractory_s: float = 0.0, chunk_s: float = CHUNK_S, rearm_s: float = 0.0,
+                confirm_chunks: int = 1) -> list[tuple[int, int]]:
     """Alerts as the runtime policy raises them: ``[start, end)`` chunk runs.
 
     A run starts at the first chunk with ``p >= threshold`` and lasts until ``p`` falls below
     ``max(threshold - hysteresis, 0.01)``; a run starting within ``refractory_s`` of the
-    previous reported start, or less than ``rearm_s`` after the previous run ended (the same
+    previous reported alert, or less than ``rearm_s`` after the previous run ended (the same
     sound continuing: :class:`aim_edge.policy.PolicyConfig` ``rearm_s``), is merged into it
-    (the runtime would not alert again).
+    (the runtime would not alert again). A sound with fewer than ``confirm_chunks`` chunks at
+    or above ``threshold`` never alerts and is dropped (manifest
+    ``thresholds.confirm_chunks``). :func:`alerts` also gives the chunk each alert fires at.
     """
+    return [(a, b) for a, _, b in alerts(p, threshold, hysteresis, refractory_s, chunk_s,
+                                         rearm_s, confirm_chunks)]
+
+
+def alerts(p: np.ndarray, threshold: float, hysteresis: float = 0.1,
+           refractory_s: float = 0.0, chunk_s: float = CHUNK_S, rearm_s: float = 0.0,
+           confirm_chunks: int = 1) -> list[tuple[int, int, int]]:
+    """``(start, alert, end)`` per alert: the sound's first chunk, the chunk the runtime alerts
+    at (the ``confirm_chunks``-th chunk at or above ``threshold``; the start when it is 1) and
+    the end (exclusive) of the sound and of what the refractory time merged into it.
+
+    Mirrors :class:`aim_edge.policy.DecisionPolicy`: hysteresis runs; runs less than
+    ``rearm_s`` apart are one sound; a sound alerts once it is confirmed; a confirmed sound
+    whose alert falls within ``refractory_s`` of the previous alert is merged into it.
+    """
+    if isinstance(confirm_chunks, bool) or not isinstance(confirm_chunks, (int, np.integer)) \
+            or confirm_chunks < 1:
+        raise ValueError(f"confirm_chunks = {confirm_chunks!r}: give a whole number >= 1")
     off = max(threshold - hysteresis, 0.01)
     refractory = int(round(refractory_s / chunk_s))
     rearm = rearm_s / chunk_s
-    runs: list[tuple[int, int]] = []
+    values = np.asarray(p, np.float64).reshape(-1)
+    # hysteresis runs, then sounds: runs less than ``rearm`` chunks apart
+    runs: list[list[int]] = []
     active, start = False, 0
-    last_start = -(10**9)
-
-    def merges(k: int) -> bool:
-        return bool(runs) and (k - last_start < refractory or k - runs[-1][1] < rearm)
-
-    for k, value in enumerate(np.asarray(p, np.float64).reshape(-1).tolist()):
+    for k, value in enumerate(values.tolist()):
         if not active and value >= threshold:
             active, start = True, k
         elif active and value < off:
             active = False
-            if merges(start):
-                runs[-1] = (runs[-1][0], k)
-            else:
-                runs.append((start, k))
-                last_start = start
+            runs.append([start, k])
     if active:
-        if merges(start):
-            runs[-1] = (runs[-1][0], len(p))
+        runs.append([start, len(values)])
+    sounds: list[list[int]] = []
+    for a, b in runs:
+        if sounds and a - sounds[-1][1] < rearm:
+            sounds[-1][1] = b
         else:
-            runs.append((start, len(p)))
-    return runs
+            sounds.append([a, b])
+    out: list[tuple[int, int, int]] = []
+    for a, b in sounds:
+        above = a + np.flatnonzero(values[a:b] >= threshold)
+        if len(above) < confirm_chunks:
+            continue  # never confirmed: no alert
+        fire = int(above[confirm_chunks - 1])
+        if out and fire - out[-1][1] < refractory:
+            out[-1] = (out[-1][0], out[-1][1], b)
+        else:
+            out.append((a, fire, b))
+    return out
 
 
 def edit_distance(a: Sequence[Any], b: Sequence[Any]) -> int:

@@ -27,8 +27,13 @@ Per event label ``e`` with calibrated threshold ``on_e`` (manifest ``thresholds.
   previous activation of ``e`` ended continues the same sound (a smoke alarm's beeps and
   pauses, a siren's dips): it is not a new sound and does not alert again. ``e`` must stay
   below ``off_e`` for ``rearm_s`` before its next activation counts as a new sound.
-* An **alert fires** at the first chunk where ``e`` is active, allowed, not yet alerted during
-  this sound, and at least ``refractory_s`` (per label) after the previous alert of ``e``.
+* **confirmation**: a sound alerts only once ``confirm_chunks`` of its chunks (per label,
+  manifest ``thresholds.confirm_chunks``, default 1) reached ``p_e >= on_e``. A label whose
+  false activations are mostly one lone chunk above threshold (on the calibration split)
+  waits for a second one; a sound that never gets it never alerts.
+* An **alert fires** at the first chunk where ``e`` is active, confirmed, allowed, not yet
+  alerted during this sound, and at least ``refractory_s`` (per label) after the previous
+  alert of ``e``.
   So one sound gives at most one alert, and a label cannot re-alert within its refractory
   time. ``score`` = ``p_e`` at that chunk; ``start_s`` = start of the sound's first chunk.
 * **Keywords**: when the instruction watches keywords ("tell me if someone says dinner"), a
@@ -248,6 +253,8 @@ class DecisionPolicy:
     speak_threshold, event_thresholds : calibrated ``on`` thresholds (probabilities).
     config : :class:`PolicyConfig`.
     refractory : per-label refractory seconds overriding ``config.refractory_s``.
+    confirm : per-label number of chunks at or above threshold before a sound alerts
+        (default 1: the first one).
     hysteresis : overrides ``config.hysteresis`` (from the manifest).
     aliases : extra instruction phrases per event label.
     answerer : :class:`aim_edge.answer.StateAnswerer`-like object or ``question -> str``.
@@ -257,6 +264,7 @@ class DecisionPolicy:
                  safety: Sequence[str], speak_threshold: float,
                  event_thresholds: Mapping[str, float], config: PolicyConfig | None = None,
                  refractory: Mapping[str, float] | None = None, hysteresis: float | None = None,
+                 confirm: Mapping[str, int] | None = None,
                  aliases: Mapping[str, Sequence[str]] | None = None,
                  answerer: Any = None) -> None:
         self.config = config or PolicyConfig()
@@ -270,6 +278,7 @@ class DecisionPolicy:
         #: leave wake-phrase handling of final captions to the caller (a second pass runs)
         self.defer_wake = False
         h = self.config.hysteresis if hysteresis is None else float(hysteresis)
+        self.hysteresis = h
         self.on = np.array([float(event_thresholds[e]) for e in self.events], np.float64)
         self.off = np.maximum(self.on - h, 0.01)
         self.speak_on = float(speak_threshold)
@@ -278,6 +287,15 @@ class DecisionPolicy:
         self.refractory = np.array([float(ref.get(e, self.config.refractory_s))
                                     for e in self.events], np.float64)
         self.keyword_refractory = float(self.config.refractory_s)
+        conf = dict(confirm or {})
+        for label, n in conf.items():
+            if label not in self.events:
+                raise ValueError(f"confirm names unknown event label {label!r}; labels are"
+                                 f" {', '.join(self.events)}")
+            if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+                raise ValueError(f"confirm[{label!r}] = {n!r}: give a whole number of chunks"
+                                 " >= 1 (1 = alert at the first chunk above threshold)")
+        self.confirm = np.array([int(conf.get(e, 1)) for e in self.events], np.int64)
         self._intent_alert = self._intent_index("alert")
         self._intent_answer = {i for i in (self._intent_index("answer"),
                                            self._intent_index("acknowledge")) if i is not None}
@@ -295,6 +313,7 @@ class DecisionPolicy:
         self.active = np.zeros(n, bool)
         self.alerted = np.zeros(n, bool)
         self.activation_start = np.zeros(n, np.float64)  # start of the current sound
+        self.above = np.zeros(n, np.int64)  # chunks of the current sound at or above ``on``
         self.last_off = np.full(n, -math.inf)  # when the label's last activation ended
         self.last_alert = np.full(n, -math.inf)
         self.speaking = False
@@ -370,16 +389,19 @@ class DecisionPolicy:
             question = self.captions.text or self.partial_text
             out.append(self._answer(t, kind, question, p_speak, "model"))
 
-        # events: hysteresis, one alert per sound (re-arm gap), allowance, refractory
+        # events: hysteresis, one alert per sound (re-arm gap), confirmation, allowance,
+        # refractory
         rising = (~self.active) & (p_events >= self.on)
         falling = self.active & (p_events < self.off)
         self.active = (self.active | rising) & ~falling
         new_sound = rising & (chunk.start_s - self.last_off >= self.config.rearm_s)
         self.activation_start[new_sound] = chunk.start_s
         self.alerted[new_sound] = False  # a continuation keeps the sound's alerted state
+        self.above[new_sound] = 0
+        self.above[self.active & (p_events >= self.on)] += 1
         self.last_off[falling] = chunk.start_s
         self._track_sounds(rising, p_events, chunk)
-        for i in np.flatnonzero(self.active & ~self.alerted):
+        for i in np.flatnonzero(self.active & ~self.alerted & (self.above >= self.confirm)):
             label = self.events[i]
             why = self.allowed(label, self.speaking, intent)
             if why is None or t - self.last_alert[i] < self.refractory[i]:

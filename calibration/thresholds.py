@@ -1,5 +1,8 @@
 """Threshold calibration for a target false-alert rate per hour (default 1/h).
 
+:func:`choose_confirm` picks each label's confirmation (chunks at or above threshold before a
+sound alerts) from counts measured through the runtime (``python -m export.confirm``).
+
 On a dev split (never the test split), pick the speak-now threshold and each event threshold
 with the best recall whose false-alert rate stays within the target, using exactly the
 activation rule of the runtime policy (:mod:`calibration.metrics`). The result is what the
@@ -85,3 +88,27 @@ def operating_curve(streams, outs, grid: Sequence[float] = GRID) -> list[dict[st
     the threshold sits (a point on the curve does)."""
     return [{k: proactive(streams, outs, float(thr))[k] for k in CURVE_KEYS}
             for thr in sorted(float(g) for g in grid)]
+
+
+#: Confirmations ``python -m export.confirm`` tries by default: each chunk delays an alert 0.16 s.
+MAX_CONFIRM_CHUNKS = 2
+
+
+def choose_confirm(counts: dict[str, dict[int, tuple[int, int, int]]]) -> dict[str, int]:
+    """Per label, the confirmation to ship from ``{label: {chunks: (tp, fn, fp)}}`` measured on
+    a dev split (``chunks`` = 1 must be among them).
+
+    Rule: among the confirmations that keep every true detection that 1 chunk makes, the one
+    with the fewest false positives; on a tie the fewer chunks (the earlier alert). So a label
+    waits for a second chunk only where the dev split shows that it removes false alerts and
+    costs no detection -- a hazard is never traded for fewer false alarms.
+    """
+    out = {}
+    for label, by_n in counts.items():
+        if 1 not in by_n:
+            raise ValueError(f"choose_confirm: {label!r} has no count for 1 chunk (the"
+                             " reference); measured: " + ", ".join(map(str, sorted(by_n))))
+        tp1 = by_n[1][0]
+        keep = [n for n in sorted(by_n) if by_n[n][0] >= tp1]
+        out[label] = min(keep, key=lambda n: (by_n[n][2], n))
+    return out

@@ -10,7 +10,7 @@ import pytest
 
 from calibration.metrics import decision_time, event_counts, proactive
 from calibration.streams import capture_step_inputs, coverage, select_streams
-from calibration.thresholds import calibrate, operating_curve
+from calibration.thresholds import calibrate, choose_confirm, operating_curve
 
 
 def _stream(n_chunks, *, events=(), responses=(), quiet=(), speech=(), sid="s"):
@@ -159,3 +159,17 @@ def test_capture_step_inputs_records_real_fed_back_states():
     assert samples[0]["fbank"].shape == (1, 16, 4)
     assert samples[0]["instruction"].shape == (1, 3)
     assert len(capture_step_inputs(step, [s1, s2], 16, init, max_samples=4)) == 4
+
+
+def test_choose_confirm_waits_only_where_it_costs_no_detection():
+    counts = {
+        "smoke_alarm": {1: (31, 1, 27), 2: (31, 1, 17)},  # dev2 through the runtime
+        "co_alarm": {1: (16, 16, 11), 2: (14, 18, 8)},  # loses 2 hazards: stays at 1
+        "doorbell": {1: (4, 4, 1), 2: (4, 4, 1)},  # no gain: the earlier alert
+        "bell": {1: (6, 12, 8), 2: (6, 12, 7), 3: (6, 12, 7)},  # tie: fewer chunks
+        "quiet": {1: (0, 0, 0), 2: (0, 0, 0)},
+    }
+    assert choose_confirm(counts) == {"smoke_alarm": 2, "co_alarm": 1, "doorbell": 1,
+                                      "bell": 2, "quiet": 1}
+    with pytest.raises(ValueError, match="no count for 1 chunk"):
+        choose_confirm({"siren": {2: (1, 0, 0)}})

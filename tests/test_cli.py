@@ -43,6 +43,22 @@ def test_info_lists_native_extensions_and_backends(capsys):
     assert "sounddevice (listen)" in out and "matplotlib (plots)" in out
 
 
+def test_info_shows_which_labels_wait_for_a_confirming_chunk(capsys):
+    from aim_edge import bundles
+    from aim_edge.bundle import load_bundle
+
+    waits = {k: n for k, n in load_bundle(bundles.default_bundle_path()).confirm_chunks.items()
+             if n > 1}
+    assert cli.main(["info"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if "confirmation" in ln]
+    if not waits:
+        assert not lines
+        return
+    assert len(lines) == 1 and "others 1" in lines[0]
+    for label, n in waits.items():
+        assert f"{label} {n}" in lines[0]
+
+
 def test_info_without_sounddevice_or_matplotlib_says_what_to_install(capsys):
     from unittest import mock
 

@@ -7,6 +7,7 @@ import pytest
 
 from aim_edge.metrics import (
     activations,
+    alerts,
     edit_distance,
     error_rate,
     mask_f1,
@@ -49,6 +50,21 @@ def test_activation_merge_by_rearm_gap_mirrors_the_runtime_policy():
     assert activations(p, 0.8, rearm_s=0.5) == [(1, 7), (30, 31)]
     assert activations(p, 0.8, rearm_s=4.0) == [(1, 31)]
     assert activations(p, 0.8, rearm_s=0.3) == activations(p, 0.8)  # 0.32 s >= 0.3 s
+
+
+def test_confirmation_drops_lone_spikes_and_fires_at_the_confirming_chunk():
+    p = np.zeros(80)
+    p[3] = 0.9  # a lone spike
+    p[30:36] = [0.85, 0.75, 0.9, 0.9, 0.9, 0.9]  # a sound: its 2nd chunk above 0.8 is 32
+    p[[60, 65]] = 0.9  # two one-chunk beeps 0.8 s apart: one sound under rearm_s 3
+    assert alerts(p, 0.8) == [(3, 3, 4), (30, 30, 36), (60, 60, 61), (65, 65, 66)]
+    # without the re-arm gap each beep is a sound of its own, never confirmed
+    assert alerts(p, 0.8, confirm_chunks=2) == [(30, 32, 36)]
+    assert alerts(p, 0.8, rearm_s=3.0, confirm_chunks=2) == [(30, 32, 36), (60, 65, 66)]
+    assert activations(p, 0.8, rearm_s=3.0, confirm_chunks=2) == [(30, 36), (60, 66)]
+    assert alerts(p, 0.8, rearm_s=3.0, confirm_chunks=3) == [(30, 33, 36)]
+    with pytest.raises(ValueError, match="confirm_chunks = 0"):
+        alerts(p, 0.8, confirm_chunks=0)
 
 
 def test_response_one_chunk_after_the_window_is_late_not_a_hit():

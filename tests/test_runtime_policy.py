@@ -359,6 +359,56 @@ def test_thresholds_and_refractory_come_from_the_manifest(tmp_path):
         round(chunk_end_s(4), 3), round(chunk_end_s(7), 3)]
 
 
+
+def test_a_label_with_confirm_chunks_alerts_at_its_second_chunk_above_threshold(tmp_path):
+    from runtime_helpers import write_fake_bundle
+
+    from aim_edge.metrics import alerts as metric_alerts
+
+    path = write_fake_bundle(tmp_path / "b", thresholds={
+        "speak_now": 0.5, "events": {"smoke_alarm": 0.8, "co_alarm": 0.8},
+        "confirm_chunks": {"smoke_alarm": 2}})
+    # smoke: a lone spike at 5 (0.9; 6 is 0.75: still active, below on), then a real sound
+    # from 60 whose second chunk above threshold is 62 (61 is 0.7). co (confirm 1, the
+    # default) alerts on the same lone spike.
+    smoke = {5: 0.9, 6: 0.75, 60: 0.85, 61: 0.7, 62: 0.95, 63: 0.9}
+    co = {5: 0.9, 6: 0.75}
+
+    def script(i, feeds):
+        return {"events": {"smoke_alarm": smoke.get(i, 0.01), "co_alarm": co.get(i, 0.01)}}
+
+    engine = make_engine(path, script)
+    assert engine.bundle.confirm_chunks["smoke_alarm"] == 2
+    assert engine.bundle.confirm_chunks["co_alarm"] == 1
+    _, events = run_chunks(engine, 70)
+    got = alerts(events, "smoke_alarm")
+    assert [round(a["t"], 3) for a in got] == [round(chunk_end_s(62), 3)]
+    assert got[0]["start_s"] == pytest.approx(60 * 0.16)  # the sound's start, not the alert's
+    assert [round(a["t"], 3) for a in alerts(events, "co_alarm")] == [round(chunk_end_s(5), 3)]
+    # the evaluation's mirror of the rule gives the same alert chunk and sound start
+    p = np.array([smoke.get(i, 0.01) for i in range(70)])
+    assert metric_alerts(p, 0.8, 0.1, 5.0, 0.16, 3.0, confirm_chunks=2) == [(60, 62, 64)]
+    assert metric_alerts(p, 0.8, 0.1, 5.0, 0.16, 3.0) == [(5, 5, 7), (60, 60, 64)]
+
+
+def test_confirmation_counts_across_the_pauses_of_one_sound(tmp_path):
+    from runtime_helpers import write_fake_bundle
+
+    path = write_fake_bundle(tmp_path / "b", thresholds={
+        "speak_now": 0.5, "events": {"smoke_alarm": 0.8}, "confirm_chunks": 2})
+    # a beeping alarm whose beeps are one chunk each, 0.8 s apart (< rearm_s 3 s): one sound,
+    # confirmed by its second beep
+    beeps = {10, 15, 20}
+
+    def script(i, feeds):
+        return {"events": {"smoke_alarm": 0.9 if i in beeps else 0.01}}
+
+    _, events = run_chunks(make_engine(path, script), 30)
+    got = alerts(events, "smoke_alarm")
+    assert [round(a["t"], 3) for a in got] == [round(chunk_end_s(15), 3)]
+    assert got[0]["start_s"] == pytest.approx(10 * 0.16)
+
+
 # ---------------------------------------------------------------------------- parsing
 
 @pytest.mark.parametrize("text,intent,field,values", [

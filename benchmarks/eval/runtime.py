@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from aim_edge.metrics import (
-    activations,
+    alerts,
     error_rate,
     mask_f1,
     percentiles,
@@ -116,10 +116,13 @@ def stream_captions(run: SceneRun) -> tuple[str, str]:
 
 
 def event_detections(p: np.ndarray, t: np.ndarray, threshold: float, hysteresis: float,
-                     refractory_s: float, chunk_s: float, rearm_s: float = 0.0
-                     ) -> list[tuple[float, float]]:
-    return [(float(t[a]), float(t[b - 1]))
-            for a, b in activations(p, threshold, hysteresis, refractory_s, chunk_s, rearm_s)]
+                     refractory_s: float, chunk_s: float, rearm_s: float = 0.0,
+                     confirm_chunks: int = 1) -> list[tuple[float, float]]:
+    """``(alert time, end time)`` of each alert the policy's rules give on ``p``: a detection
+    starts when the alert fires (``confirm_chunks`` > 1 fires after the sound's start)."""
+    return [(float(t[f]), float(t[b - 1]))
+            for _, f, b in alerts(p, threshold, hysteresis, refractory_s, chunk_s, rearm_s,
+                                  confirm_chunks)]
 
 
 def score_event_set(scenes_dets: Sequence[tuple[Scene, dict[str, list[tuple[float, float]]]]],
@@ -143,15 +146,14 @@ def score_event_set(scenes_dets: Sequence[tuple[Scene, dict[str, list[tuple[floa
 
 
 def runtime_detections(engine: Any, run: SceneRun) -> dict[str, list[tuple[float, float]]]:
-    """Activations of each label on the runtime's own probabilities and thresholds, merged
-    as the policy merges them (refractory time, one alert per sound: ``rearm_s``)."""
-    thr = engine.bundle.event_thresholds
-    h = engine.bundle.manifest.get("thresholds", {}).get("hysteresis")
-    h = engine.policy_config.hysteresis if h is None else float(h)
-    ref = engine.policy_config.refractory_s
-    return {e.name: event_detections(run.p_events[:, i], run.t, thr[e.name], h, ref,
-                                     engine.bundle.chunk_seconds, engine.policy_config.rearm_s)
-            for i, e in enumerate(engine.bundle.events)}
+    """Alerts of each label on the runtime's own probabilities, by the rules of the policy the
+    engine builds (bundle thresholds, hysteresis, per-label refractory time and confirmation,
+    one alert per sound: ``rearm_s``)."""
+    pol = engine.new_policy()
+    return {label: event_detections(run.p_events[:, i], run.t, float(pol.on[i]), pol.hysteresis,
+                                    float(pol.refractory[i]), engine.bundle.chunk_seconds,
+                                    pol.config.rearm_s, int(pol.confirm[i]))
+            for i, label in enumerate(pol.events)}
 
 
 def _intent_at(scene: Scene, t: float) -> tuple[str, str]:
