@@ -62,6 +62,24 @@ def test_harness_on_a_tiny_generated_split_writes_both_tables(tmp_path, capsys):
         assert heading in md
 
 
+def test_report_shows_the_second_pass_proactive_table_beside_the_student_one(tmp_path):
+    from benchmarks.eval import report
+
+    _tiny_split(tmp_path / "data")
+    out = tmp_path / "out"
+    assert main(["--set", "test", "--data", str(tmp_path / "data"), "--no-peers",
+                 "--no-second-pass", "--no-progress", "--out-dir", str(out)]) == 0
+    rep = json.loads((out / "eval.json").read_text())
+    res = rep["results"]["test"]
+    assert "proactive_second_pass" not in res  # --no-second-pass: no Whisper loop
+    res["proactive_second_pass"] = dict(res["proactive"], f1=0.123, false_alerts_per_hour=4.5)
+    md = report.markdown(rep)
+    head = md.index("With the Whisper second pass")
+    assert "**0.12**" in md[head:]  # the second table is the second pass's
+    assert "with the Whisper second pass, proactive F1 0.12" in md
+    assert "4.5 false alerts/h" in md
+
+
 def test_generated_scenes_load_at_the_training_scale(tmp_path):
     # PCM16 WAVs must arrive in [-1, 1]: int16-scaled floats shift every log-mel by 20.79
     from benchmarks.eval.sets import load_generated

@@ -160,6 +160,13 @@ def verdicts(rep: dict[str, Any]) -> list[str]:
                          f"{_f(p['false_alerts_per_hour'], 1)} false alerts/h, "
                          f"{p['hazards']['missed']} of {p['hazards']['windows']} hazards missed"
                          " (no peer makes speak-now decisions).")
+        p2 = r.get("proactive_second_pass")
+        if p and p2:
+            lines.append(f"- {name}: with the Whisper second pass, proactive F1 "
+                         f"{_f(p2['f1'])} ({_f(p['f1'])} without), "
+                         f"{_f(p2['false_alerts_per_hour'], 1)} false alerts/h, "
+                         f"{p2['hazards']['missed']} of {p2['hazards']['windows']} hazards "
+                         "missed.")
     return lines
 
 
@@ -187,6 +194,10 @@ def markdown(rep: dict[str, Any]) -> str:
             out += ["### Sound events", ""] + _events(r["events"])
         out += ["### Proactive behaviour (what the runtime said)", ""]
         out += _proactive(r["proactive"])
+        if "proactive_second_pass" in r:
+            out += ["With the Whisper second pass (final captions, wake phrases and spoken "
+                    "instructions from Whisper's text; `--asr` or a bundle's `asr` component):",
+                    ""] + _proactive(r["proactive_second_pass"])
         out += ["### Speech activity", ""] + _speech(r["speech_activity"])
     out += ["## Where aim-edge leads and trails", ""] + verdicts(rep) + [""]
     return "\n".join(out)
