@@ -38,7 +38,7 @@ Optional runtime fields (all validated when present):
 * ``thresholds.hysteresis`` -- ``off = on - hysteresis`` per label (default 0.1, see
   :mod:`aim_edge.policy`); ``thresholds.refractory_s`` -- seconds before a label may alert again;
   ``thresholds.confirm_chunks`` -- chunks at or above threshold before a sound alerts (default
-  1; ``python -m export.bundle`` chooses it per label on the calibration split).
+  1; ``python -m export.confirm`` chooses it per label on dev scenes through the runtime).
 * ``artifacts[i].tokenizer`` -- the tokenizer file of an ``instruction_encoder`` artifact,
   size- and sha256-checked like the artifact itself.
 * ``artifacts[i].parity.known_answer`` -- ``{chunks, speak_logit: [..], event_logits: [[..]],
@@ -531,7 +531,7 @@ def _check_runtime_thresholds(thr: Mapping[str, Any], names: set[str]) -> None:
         r = _require(thr, "refractory_s", (int, float, dict), "thresholds.")
         values = r.items() if isinstance(r, dict) else [("", r)]
         for label, v in values:
-            if label and label not in names:
+            if isinstance(r, dict) and label not in names:
                 raise BundleError(f"manifest: thresholds.refractory_s names unknown label"
                                   f" {label!r}")
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
@@ -542,12 +542,14 @@ def _check_runtime_thresholds(thr: Mapping[str, Any], names: set[str]) -> None:
         values = c.items() if isinstance(c, dict) else [("", c)]
         for label, v in values:
             where = f"thresholds.confirm_chunks{'.' + label if label else ''}"
-            if label and label not in names:
+            if isinstance(c, dict) and label not in names:
                 raise BundleError(f"manifest: {where} names unknown label {label!r}; labels"
                                   f" are {', '.join(sorted(names))}")
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise BundleError(f"manifest: {where} = {v!r} must be a whole number of chunks"
                                   " >= 1 (1 = alert at the first chunk above threshold)")
+    if "confirm_chosen_on" in thr:
+        _require(thr, "confirm_chosen_on", dict, "thresholds.")
 
 
 def describe_artifacts(artifacts: Iterable[Artifact]) -> list[str]:

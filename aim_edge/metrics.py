@@ -41,6 +41,8 @@ __all__ = [
 ]
 
 CHUNK_S = 0.16
+#: Time comparisons tolerate this much float error, as :mod:`aim_edge.policy` does.
+TIME_EPS_S = 1e-6
 
 
 def activations(p: np.ndarray, threshold: float, hysteresis: float = 0.1,
@@ -64,47 +66,55 @@ def alerts(p: np.ndarray, threshold: float, hysteresis: float = 0.1,
            refractory_s: float = 0.0, chunk_s: float = CHUNK_S, rearm_s: float = 0.0,
            confirm_chunks: int = 1) -> list[tuple[int, int, int]]:
     """``(start, alert, end)`` per alert: the sound's first chunk, the chunk the runtime alerts
-    at (the ``confirm_chunks``-th chunk at or above ``threshold``; the start when it is 1) and
-    the end (exclusive) of the sound and of what the refractory time merged into it.
+    at, and the end (exclusive) of the sound and of any later sound the refractory time kept
+    silent.
 
-    Mirrors :class:`aim_edge.policy.DecisionPolicy`: hysteresis runs; runs less than
-    ``rearm_s`` apart are one sound; a sound alerts once it is confirmed; a confirmed sound
-    whose alert falls within ``refractory_s`` of the previous alert is merged into it.
+    Mirrors :class:`aim_edge.policy.DecisionPolicy` for a label that is always allowed (a
+    safety label): hysteresis runs; runs less than ``rearm_s`` apart are one sound; a sound
+    alerts at its first active chunk that is at or after its ``confirm_chunks``-th chunk at or
+    above ``threshold`` and at least ``refractory_s`` after the previous alert; a sound with no
+    such chunk never alerts (kept silent by the refractory time, its span joins the previous
+    alert's; never confirmed, it is dropped). ``tests/test_runtime_policy.py`` drives both on
+    the same random scores.
     """
     if isinstance(confirm_chunks, bool) or not isinstance(confirm_chunks, (int, np.integer)) \
             or confirm_chunks < 1:
         raise ValueError(f"confirm_chunks = {confirm_chunks!r}: give a whole number >= 1")
     off = max(threshold - hysteresis, 0.01)
-    refractory = int(round(refractory_s / chunk_s))
-    rearm = rearm_s / chunk_s
     values = np.asarray(p, np.float64).reshape(-1)
-    # hysteresis runs, then sounds: runs less than ``rearm`` chunks apart
-    runs: list[list[int]] = []
+    # hysteresis runs [start, end), then sounds: lists of runs less than rearm_s apart
+    runs: list[tuple[int, int]] = []
     active, start = False, 0
     for k, value in enumerate(values.tolist()):
         if not active and value >= threshold:
             active, start = True, k
         elif active and value < off:
             active = False
-            runs.append([start, k])
+            runs.append((start, k))
     if active:
-        runs.append([start, len(values)])
-    sounds: list[list[int]] = []
+        runs.append((start, len(values)))
+    sounds: list[list[tuple[int, int]]] = []
     for a, b in runs:
-        if sounds and a - sounds[-1][1] < rearm:
-            sounds[-1][1] = b
+        if sounds and (a - sounds[-1][-1][1]) * chunk_s < rearm_s - TIME_EPS_S:
+            sounds[-1].append((a, b))
         else:
-            sounds.append([a, b])
+            sounds.append([(a, b)])
     out: list[tuple[int, int, int]] = []
-    for a, b in sounds:
-        above = a + np.flatnonzero(values[a:b] >= threshold)
+    last_fire: int | None = None
+    for sound in sounds:
+        a, b = sound[0][0], sound[-1][1]
+        above = [k for r0, r1 in sound for k in range(r0, r1) if values[k] >= threshold]
         if len(above) < confirm_chunks:
             continue  # never confirmed: no alert
-        fire = int(above[confirm_chunks - 1])
-        if out and fire - out[-1][1] < refractory:
+        confirmed = above[confirm_chunks - 1]
+        fire = next((k for r0, r1 in sound for k in range(max(r0, confirmed), r1)
+                     if last_fire is None
+                     or (k - last_fire) * chunk_s >= refractory_s - TIME_EPS_S), None)
+        if fire is None:  # the refractory time kept it silent while it lasted
             out[-1] = (out[-1][0], out[-1][1], b)
-        else:
-            out.append((a, fire, b))
+            continue
+        out.append((a, fire, b))
+        last_fire = fire
     return out
 
 

@@ -28,9 +28,10 @@ Per event label ``e`` with calibrated threshold ``on_e`` (manifest ``thresholds.
   pauses, a siren's dips): it is not a new sound and does not alert again. ``e`` must stay
   below ``off_e`` for ``rearm_s`` before its next activation counts as a new sound.
 * **confirmation**: a sound alerts only once ``confirm_chunks`` of its chunks (per label,
-  manifest ``thresholds.confirm_chunks``, default 1) reached ``p_e >= on_e``. A label whose
-  false activations are mostly one lone chunk above threshold (on the calibration split)
-  waits for a second one; a sound that never gets it never alerts.
+  manifest ``thresholds.confirm_chunks``, default 1) reached ``p_e >= on_e``; a sound that
+  never gets there never alerts. ``python -m export.confirm`` sets 2 for a label where, on dev
+  scenes through the runtime, waiting removes false alerts and loses no detection (lone
+  one-chunk spikes).
 * An **alert fires** at the first chunk where ``e`` is active, confirmed, allowed, not yet
   alerted during this sound, and at least ``refractory_s`` (per label) after the previous
   alert of ``e``.
@@ -158,6 +159,11 @@ class PolicyConfig(_Config):
         if "wake_phrases" in data and isinstance(data["wake_phrases"], list):
             data["wake_phrases"] = tuple(data["wake_phrases"])
         return super().from_dict(data)
+
+
+#: Time comparisons (refractory, re-arm) tolerate this much float error: chunk times are sums of
+#: 0.16 s steps (``aim_edge.metrics`` compares with the same tolerance).
+_TIME_EPS_S = 1e-6
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -394,7 +400,8 @@ class DecisionPolicy:
         rising = (~self.active) & (p_events >= self.on)
         falling = self.active & (p_events < self.off)
         self.active = (self.active | rising) & ~falling
-        new_sound = rising & (chunk.start_s - self.last_off >= self.config.rearm_s)
+        new_sound = rising & (chunk.start_s - self.last_off
+                              >= self.config.rearm_s - _TIME_EPS_S)
         self.activation_start[new_sound] = chunk.start_s
         self.alerted[new_sound] = False  # a continuation keeps the sound's alerted state
         self.above[new_sound] = 0
@@ -404,7 +411,7 @@ class DecisionPolicy:
         for i in np.flatnonzero(self.active & ~self.alerted & (self.above >= self.confirm)):
             label = self.events[i]
             why = self.allowed(label, self.speaking, intent)
-            if why is None or t - self.last_alert[i] < self.refractory[i]:
+            if why is None or t - self.last_alert[i] < self.refractory[i] - _TIME_EPS_S:
                 continue
             self.alerted[i] = True
             self.last_alert[i] = t

@@ -66,14 +66,19 @@ def write_confirm(bundle: Path, chosen: dict[str, int], record: dict[str, Any]) 
     from aim_edge.bundle import load_bundle
 
     path = Path(bundle) / "manifest.json"
-    manifest = json.loads(path.read_text(encoding="utf-8"))
+    before = path.read_text(encoding="utf-8")
+    manifest = json.loads(before)
     thr = manifest.setdefault("thresholds", {})
     thr["confirm_chunks"] = dict(chosen)
     thr["confirm_chosen_on"] = record
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")  # as export.bundle
     tmp.replace(path)
-    load_bundle(bundle)  # the runtime's own validation of what was written
+    try:
+        load_bundle(bundle)  # the runtime's own validation of what was written
+    except Exception:
+        path.write_text(before, encoding="utf-8")  # leave the bundle as it was
+        raise
 
 
 def _table(counts: dict[str, dict[int, tuple[int, int, int]]], chosen: dict[str, int],

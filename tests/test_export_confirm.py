@@ -59,3 +59,14 @@ def test_confirm_names_a_missing_scene_folder(bundle_copy, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([str(tmp_path), "--scenes", str(tmp_path)])
     assert "no manifest.json" in capsys.readouterr().err
+
+
+def test_a_choice_the_runtime_refuses_leaves_the_bundle_as_it_was(bundle_copy):
+    from aim_edge.errors import BundleError
+    from export.confirm import write_confirm
+
+    before = (bundle_copy / "manifest.json").read_text()
+    with pytest.raises(BundleError, match="names unknown label 'no_such_label'"):
+        write_confirm(bundle_copy, {"no_such_label": 2}, {"scenes": "dev"})
+    assert (bundle_copy / "manifest.json").read_text() == before
+    load_bundle(bundle_copy)

@@ -221,12 +221,18 @@ def test_runtime_manifest_fields_are_validated(runtime_small_bundle, tmp_path):
     for bad, match in (({"no_such_label": 2}, "confirm_chunks.no_such_label names unknown"),
                        (0, "confirm_chunks = 0 must be a whole number"),
                        ({"smoke_alarm": 1.5}, r"confirm_chunks\.smoke_alarm = 1\.5"),
-                       (True, "confirm_chunks = True has the wrong type")):
+                       (True, "confirm_chunks = True has the wrong type"),
+                       ({"": 2}, "names unknown label ''")):
         m["thresholds"]["confirm_chunks"] = bad
         (path / "manifest.json").write_text(json.dumps(m))
         with pytest.raises(BundleError, match=match):
             load_bundle(path)
     m["thresholds"]["confirm_chunks"] = {"smoke_alarm": 2}
+    m["thresholds"]["confirm_chosen_on"] = "dev2"
+    (path / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleError, match="confirm_chosen_on = 'dev2' has type str"):
+        load_bundle(path)
+    m["thresholds"]["confirm_chosen_on"] = {"scenes": "dev2"}
     (path / "manifest.json").write_text(json.dumps(m))
     confirm = load_bundle(path).confirm_chunks
     assert confirm["smoke_alarm"] == 2 and set(confirm.values()) == {1, 2}

@@ -409,6 +409,64 @@ def test_confirmation_counts_across_the_pauses_of_one_sound(tmp_path):
     assert got[0]["start_s"] == pytest.approx(10 * 0.16)
 
 
+
+def _policy_alert_chunks(p, *, refractory_s, rearm_s, confirm):
+    """Alert chunks of ``DecisionPolicy`` driven directly by one safety label's scores."""
+    from aim_edge.policy import ChunkInfo, DecisionPolicy
+
+    pol = DecisionPolicy(vocab=VOCAB, events=["smoke_alarm"], intents=["silent", "alert"],
+                         safety=["smoke_alarm"], speak_threshold=0.5,
+                         event_thresholds={"smoke_alarm": 0.8},
+                         config=PolicyConfig(refractory_s=refractory_s, rearm_s=rearm_s),
+                         confirm={"smoke_alarm": confirm})
+    blank = logprobs_for([None] * 4)
+    fired = []
+    for k, v in enumerate(p):
+        logit = np.log(v / (1 - v))
+        events, _ = pol.step({"ctc_logprobs": blank, "speak_logit": np.array([-9.0]),
+                              "intent_logits": np.array([1.0, 0.0]),
+                              "event_logits": np.array([logit])},
+                             ChunkInfo(k, k * 0.16, (k + 1) * 0.16 + 0.015, 0.04, 4 * k))
+        fired += [k for e in events if e["type"] == "alert"]
+    return fired
+
+
+@pytest.mark.parametrize("refractory_s,rearm_s", [(0.0, 0.0), (0.6, 0.0), (5.0, 3.0),
+                                                   (0.48, 0.32), (1.0, 0.5)])
+@pytest.mark.parametrize("confirm", [1, 2, 3])
+def test_the_evaluation_mirror_alerts_where_the_policy_does(refractory_s, rearm_s, confirm):
+    from aim_edge.metrics import alerts as metric_alerts
+
+    # bursty random scores: runs above on (0.8), hysteresis band (0.7-0.8), below off (0.7)
+    rng = np.random.default_rng(int(refractory_s * 100 + rearm_s * 10 + confirm))
+    levels = np.array([0.02, 0.75, 0.85, 0.97])
+    for _ in range(25):
+        state, p = 0, []
+        for _ in range(150):
+            if rng.random() < 0.25:
+                state = int(rng.integers(0, 4))
+            p.append(levels[state])
+        want = _policy_alert_chunks(p, refractory_s=refractory_s, rearm_s=rearm_s,
+                                    confirm=confirm)
+        got = [f for _, f, _ in metric_alerts(np.array(p), 0.8, 0.1, refractory_s, 0.16,
+                                              rearm_s, confirm)]
+        assert got == want, (p, got, want)
+
+
+def test_policy_confirm_is_validated_with_the_bad_value_named():
+    from aim_edge.policy import DecisionPolicy
+
+    kw = dict(vocab=VOCAB, events=["smoke_alarm"], intents=["silent", "alert"],
+              safety=["smoke_alarm"], speak_threshold=0.5, event_thresholds={"smoke_alarm": 0.8})
+    for bad, match in (({"siren": 2}, "unknown event label 'siren'"),
+                       ({"smoke_alarm": 0}, r"confirm\['smoke_alarm'\] = 0"),
+                       ({"smoke_alarm": 1.5}, r"= 1\.5"), ({"smoke_alarm": True}, "= True")):
+        with pytest.raises(ValueError, match=match):
+            DecisionPolicy(**kw, confirm=bad)
+    pol = DecisionPolicy(**kw, confirm={"smoke_alarm": np.int64(2)})
+    assert pol.confirm.tolist() == [2]
+
+
 # ---------------------------------------------------------------------------- parsing
 
 @pytest.mark.parametrize("text,intent,field,values", [
