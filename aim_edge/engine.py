@@ -832,7 +832,8 @@ class Stream:
             for alert in self.policy.final_keyword_alerts(ev["text"], ev["t"],
                                                           ev.get("start_s", ev["t"])):
                 out.append(dict(alert, _ref_ns=t0))
-            for answer in self.policy.addressed(ev["text"], ev["t"], self._spoken):
+            for answer in self.policy.addressed(ev["text"], ev["t"], self._spoken,
+                                                draft=ev["draft"]):
                 out.append(dict(answer, _ref_ns=t0))
         return out
 

@@ -534,16 +534,22 @@ class DecisionPolicy:
                 "start_s": float(min(start_s, t)), "safety": False, "source": source}
 
     def addressed(self, text: str, t: float, requests: list[str], *,
-                  answered: bool = False) -> list[dict[str, Any]]:
+                  answered: bool = False, draft: str | None = None) -> list[dict[str, Any]]:
         """A final caption's text that starts with a wake phrase: an instruction (appended to
         ``requests`` and acknowledged) or a question (answered). Returns the answer events.
 
         Called by :meth:`_finalise` on the streaming model's text, or -- when a second pass
         rewrites final captions (``defer_wake``) -- by the stream on the second pass's text,
-        which is what a real voice said.
+        which is what a real voice said, with the streaming model's ``draft`` of the same
+        utterance. The wake phrase counts when either heard it: the student is trained on
+        "hey aim", while Whisper does not know the word "aim" and writes "Hi, name is ..." or
+        "Okay, I'm ..." for it (test split: 4 questions lost that way). When only the draft
+        heard it, the whole second-pass text is the request.
         """
         out: list[dict[str, Any]] = []
         rest = strip_wake_phrase(text, self.config.wake_phrases)
+        if rest is None and draft and strip_wake_phrase(draft, self.config.wake_phrases):
+            rest = " ".join(re.findall(r"[a-z0-9']+", text.lower()))
         if rest:
             meaning = self.parse(rest)
             if meaning.intent != "none" and self.config.spoken_instructions:

@@ -575,3 +575,37 @@ def test_a_keyword_the_draft_already_alerted_is_not_alerted_again(runtime_fake_b
 def test_no_keyword_alert_when_neither_text_has_it(runtime_fake_bundle):
     final, kw = _keyword_run(runtime_fake_bundle, "supper is redy", "Supper is ready.")
     assert len(final) == 1 and final[0]["text"] == "Supper is ready." and kw == []
+
+
+def _wake_run(runtime_fake_bundle, draft, final_text):
+    class FakeWhisper:
+        def transcribe(self, samples):
+            return final_text
+
+    script = spelled_from(spell(draft), 3)
+    with make_engine(runtime_fake_bundle, script, second_pass=FakeWhisper()) as engine:
+        _, events = run_chunks(engine, 30)
+    return events, [e for e in events if e["type"] == "answer"]
+
+
+def test_a_wake_phrase_only_the_draft_heard_still_addresses_the_assistant(runtime_fake_bundle):
+    # Whisper writes "Hi, name is ..." for "hey aim is ..." (tiny.en does not know "aim"); the
+    # student's draft heard the wake phrase: the whole second-pass text is the question
+    _, answers = _wake_run(runtime_fake_bundle, "hey aim is nina fre",
+                           "Hi, name is Nina free on Sunday?")
+    assert len(answers) == 1
+    assert answers[0]["intent"] == "answer" and answers[0]["source"] == "wake_phrase"
+    assert answers[0]["question"] == "hi name is nina free on sunday"
+    # an instruction heard that way becomes the instruction
+    events, answers = _wake_run(runtime_fake_bundle, "hey aim tel me if the dorbel rings",
+                                "Hey, I'm, tell me if the doorbell rings.")
+    assert [a["intent"] for a in answers] == ["acknowledge"]
+    instr = [e for e in events if e["type"] == "instruction"]
+    assert [(e["text"], e["source"], e["meaning"]["target_labels"]) for e in instr] == [
+        ("hey i'm tell me if the doorbell rings", "spoken", ["doorbell"])]
+    # Whisper heard it, the draft did not: as before
+    _, answers = _wake_run(runtime_fake_bundle, "he am is it late", "Hey aim, is it late?")
+    assert len(answers) == 1 and answers[0]["question"] == "is it late"
+    # neither heard it: not addressed
+    _, answers = _wake_run(runtime_fake_bundle, "is nina fre", "Is Nina free on Sunday?")
+    assert answers == []

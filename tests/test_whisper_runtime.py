@@ -82,6 +82,27 @@ def second_pass(whisper_export):  # noqa: F811
     return WhisperSecondPass.from_dir(whisper_export, threads=1)
 
 
+def test_a_prompt_conditions_decoding_and_none_restores_it(second_pass):
+    from export.whisper.speech import wer
+
+    clips = real_clips(2)
+    plain = [second_pass.transcribe(u.samples) for u in clips]
+    try:
+        second_pass.prompt = "  Hey aim.  "
+        assert second_pass.prompt == "Hey aim."
+        ids = second_pass._prompt_ids
+        assert ids[0] == second_pass._tokenizer.token_to_id("<|startofprev|>")
+        assert second_pass._tokenizer.decode(list(ids[1:])) == " Hey aim."
+        prompted = [second_pass.transcribe(u.samples) for u in clips]
+        # the prompt is context, not output: the clips are still transcribed as well
+        assert wer([u.text for u in clips], prompted) <= 0.1, prompted
+        assert not any("aim" in t.lower().split() for t in prompted), prompted
+    finally:
+        second_pass.prompt = None
+    assert second_pass._prompt_ids == ()
+    assert [second_pass.transcribe(u.samples) for u in clips] == plain
+
+
 def test_second_pass_captions_real_speech(second_pass):
     from export.whisper.speech import normalize_text, wer
 

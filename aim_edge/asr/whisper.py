@@ -15,7 +15,9 @@ which Whisper's ``mel_filters.npz`` was made); ``log10(max(mel, 1e-10))``; clamp
 ``max - 8``; ``(x + 4) / 4``.
 
 Decoding (:meth:`WhisperSecondPass.decode_tokens`): prompt ``<|startoftranscript|>
-<|notimestamps|>``; at every step the ``suppress_tokens`` of the model's config and, since no
+<|notimestamps|>``, after ``<|startofprev|>`` and the tokens of :attr:`WhisperSecondPass.prompt`
+when one is set (Whisper's "previous text" conditioning, openai-whisper's ``initial_prompt``:
+it biases the words Whisper writes towards the prompt's, e.g. the wake phrase "Hey aim"); at every step the ``suppress_tokens`` of the model's config and, since no
 timestamps are asked for, every timestamp token and ``<|notimestamps|>`` itself; at the first
 step ``begin_suppress_tokens`` (blank and end of text); argmax; stop at ``<|endoftext|>`` or at
 ``max_new_tokens`` (224, Whisper's ``sample_len``) or at the decoder's 448 positions.
@@ -253,11 +255,14 @@ class WhisperSecondPass:
     threads : onnxruntime intra-op threads (1 leaves the other core to audio and features).
     providers : onnxruntime execution providers (default: CPU).
     max_new_tokens : at most this many tokens per utterance (Whisper's ``sample_len``: 224).
+    prompt : text Whisper is told came before each utterance (``None``: none); see
+        :attr:`prompt`.
     """
 
     def __init__(self, encoder: str | Path, decoder: str | Path, tokenizer: str | Path,
                  decoding: Mapping[str, Any], *, threads: int = 1,
-                 providers: Sequence[str] | None = None, max_new_tokens: int = 224) -> None:
+                 providers: Sequence[str] | None = None, max_new_tokens: int = 224,
+                 prompt: str | None = None) -> None:
         if not isinstance(threads, int) or threads < 1:
             raise ConfigError(f"threads={threads!r}, expected an int >= 1")
         if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
@@ -313,12 +318,36 @@ class WhisperSecondPass:
         shapes = {i.name: i.shape for i in self._decoder.get_inputs()}
         first = shapes[self._past_names[0]]
         self._heads, self._head_dim = int(first[1]), int(first[3])
+        self._prompt_ids: tuple[int, ...] = ()
+        self._prompt: str | None = None
+        self.prompt = prompt
+
+    @property
+    def prompt(self) -> str | None:
+        """Text given to Whisper as what came before each utterance (``<|startofprev|>``), or
+        None. Words in it become likelier in the transcript: the runtime's wake phrase ("Hey
+        aim", a word Whisper does not know) and watched keywords. At most the last 223 tokens
+        are used, as Whisper does."""
+        return self._prompt
+
+    @prompt.setter
+    def prompt(self, text: str | None) -> None:
+        if text is None or not str(text).strip():
+            self._prompt, self._prompt_ids = None, ()
+            return
+        prev = self._tokenizer.token_to_id("<|startofprev|>")
+        if prev is None:
+            raise BundleError("tokenizer.json has no <|startofprev|> token; this Whisper export "
+                              "cannot take a prompt (set prompt=None)")
+        ids = self._tokenizer.encode(" " + str(text).strip(), add_special_tokens=False).ids
+        self._prompt = str(text).strip()
+        self._prompt_ids = (int(prev), *ids[-(self.max_target_positions // 2 - 1):])
 
     # ----------------------------------------------------------------------------------------
     @classmethod
     def from_dir(cls, path: str | Path, threads: int = 1, *,
                  providers: Sequence[str] | None = None,
-                 max_new_tokens: int = 224) -> WhisperSecondPass:
+                 max_new_tokens: int = 224, prompt: str | None = None) -> WhisperSecondPass:
         """Load an export folder (``whisper.json`` + ONNX files + ``tokenizer.json``).
 
         Raises
@@ -356,7 +385,8 @@ class WhisperSecondPass:
             files[key] = root / name
         try:
             return cls(files["encoder"], files["decoder"], files["tokenizer"], cfg["decoding"],
-                       threads=threads, providers=providers, max_new_tokens=max_new_tokens)
+                       threads=threads, providers=providers, max_new_tokens=max_new_tokens,
+                       prompt=prompt)
         except KeyError as exc:
             raise BundleError(f"{cfg_path}: decoding.{exc.args[0]} is missing") from None
 
@@ -368,7 +398,7 @@ class WhisperSecondPass:
 
     def decode_tokens(self, encoder_out: np.ndarray) -> tuple[list[int], int]:
         """Greedy decoding with the KV cache; returns (tokens, decoder calls)."""
-        prompt = np.asarray([self.sot_sequence], dtype=np.int64)
+        prompt = np.asarray([(*self._prompt_ids, *self.sot_sequence)], dtype=np.int64)
         empty = np.zeros((1, self._heads, 0, self._head_dim), dtype=np.float32)
         feeds: dict[str, Any] = {name: empty for name in self._past_names}
         feeds["input_ids"] = prompt
