@@ -19,7 +19,8 @@ Decoding (:meth:`WhisperSecondPass.decode_tokens`): prompt ``<|startoftranscript
 when one is set (Whisper's "previous text" conditioning, openai-whisper's ``initial_prompt``:
 it biases the words Whisper writes towards the prompt's, e.g. the wake phrase "Hey aim");
 at every step the ``suppress_tokens`` of the model's config and, since no timestamps are
-asked for, every timestamp token and ``<|notimestamps|>`` itself; at the first step ``begin_suppress_tokens`` (blank and end of text); argmax; stop at ``<|endoftext|>`` or at
+asked for, every timestamp token and ``<|notimestamps|>`` itself; at the first step
+``begin_suppress_tokens`` (blank and end of text); argmax; stop at ``<|endoftext|>`` or at
 ``max_new_tokens`` (224, Whisper's ``sample_len``) or at the decoder's 448 positions.
 
 Export folder (``python -m export.whisper --out DIR``): ``whisper.json`` (files and decoding
