@@ -826,6 +826,7 @@ class Stream:
             self._pending_finals.popleft()
             res = fut.result()  # a second-pass failure reaches the caller here
             text = getattr(res, "text", res)
+            answered = bool(ev.pop("_answered", False))  # the model answered it already
             ev = dict(ev, draft=ev["text"], text=str(text).strip(), second_pass=True,
                       _ref_ns=t0)
             out.append(ev)
@@ -833,7 +834,7 @@ class Stream:
                                                           ev.get("start_s", ev["t"])):
                 out.append(dict(alert, _ref_ns=t0))
             for answer in self.policy.addressed(ev["text"], ev["t"], self._spoken,
-                                                draft=ev["draft"]):
+                                                answered=answered, draft=ev["draft"]):
                 out.append(dict(answer, _ref_ns=t0))
         return out
 

@@ -566,6 +566,8 @@ class DecisionPolicy:
         if not self.defer_wake:
             out.extend(self.addressed(out[0]["text"], t, requests,
                                       answered=self.answered_utterance))
+        else:  # the stream calls addressed() when the second pass returns: one answer per
+            out[0]["_answered"] = self.answered_utterance  # utterance there too
         self.captions.new_utterance()
         self.partial_text = ""
         self.answered_utterance = False

@@ -609,3 +609,26 @@ def test_a_wake_phrase_only_the_draft_heard_still_addresses_the_assistant(runtim
     # neither heard it: not addressed
     _, answers = _wake_run(runtime_fake_bundle, "is nina fre", "Is Nina free on Sunday?")
     assert answers == []
+
+
+def test_a_question_the_model_already_answered_is_not_answered_again_by_the_second_pass(
+        runtime_fake_bundle):
+    frames = spell("hey aim what time is it")
+
+    def script(i, feeds):
+        out = {"ctc": frames[4 * i:4 * i + 4]} if 4 * i < len(frames) else {}
+        if 3 <= i <= 4:  # the model decides to answer while the question is still spoken
+            out.update(speak=0.9, intent="answer")
+        return out
+
+    class FakeWhisper:
+        def transcribe(self, samples):
+            return "Hey aim, what time is it?"
+
+    with make_engine(runtime_fake_bundle, script, second_pass=FakeWhisper()) as engine:
+        _, events = run_chunks(engine, 20)
+    answers = [e for e in events if e["type"] == "answer"]
+    assert [(a["intent"], a["source"]) for a in answers] == [("answer", "model")]
+    final = [e for e in events if e["type"] == "caption" and e["final"]]
+    assert len(final) == 1 and final[0]["second_pass"]
+    assert not [k for k in final[0] if k.startswith("_")]  # no private keys leak out
