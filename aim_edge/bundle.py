@@ -165,11 +165,20 @@ class Bundle:
         asr = self.manifest.get("asr")
         return None if asr is None else self.root / str(asr["dir"])
 
+    def per_label(self, key: str) -> dict[str, Any]:
+        """Manifest ``thresholds.<key>`` per event label: a number applies to every label, a
+        ``{label: value}`` object to the labels it names; ``{}`` when the field is absent."""
+        value = self.manifest.get("thresholds", {}).get(key)
+        if value is None:
+            return {}
+        if isinstance(value, Mapping):
+            return dict(value)
+        return {e.name: value for e in self.events}
+
     @property
     def confirm_chunks(self) -> dict[str, int]:
         """Chunks at or above threshold before a sound of each label alerts (default 1)."""
-        value = self.manifest.get("thresholds", {}).get("confirm_chunks", 1)
-        per = value if isinstance(value, Mapping) else {e.name: value for e in self.events}
+        per = self.per_label("confirm_chunks")
         return {e.name: int(per.get(e.name, 1)) for e in self.events}
 
     @property
@@ -527,29 +536,31 @@ def _check_runtime_thresholds(thr: Mapping[str, Any], names: set[str]) -> None:
         h = _require(thr, "hysteresis", (int, float), "thresholds.")
         if not 0.0 <= h < 1.0:
             raise BundleError(f"manifest: thresholds.hysteresis = {h} must be in [0, 1)")
-    if "refractory_s" in thr:
-        r = _require(thr, "refractory_s", (int, float, dict), "thresholds.")
-        values = r.items() if isinstance(r, dict) else [("", r)]
-        for label, v in values:
-            if isinstance(r, dict) and label not in names:
-                raise BundleError(f"manifest: thresholds.refractory_s names unknown label"
-                                  f" {label!r}")
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-                raise BundleError(f"manifest: thresholds.refractory_s{'.' + label if label else ''}"
-                                  f" = {v!r} must be a number of seconds >= 0")
-    if "confirm_chunks" in thr:
-        c = _require(thr, "confirm_chunks", (int, dict), "thresholds.")
-        values = c.items() if isinstance(c, dict) else [("", c)]
-        for label, v in values:
-            where = f"thresholds.confirm_chunks{'.' + label if label else ''}"
-            if isinstance(c, dict) and label not in names:
-                raise BundleError(f"manifest: {where} names unknown label {label!r}; labels"
-                                  f" are {', '.join(sorted(names))}")
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise BundleError(f"manifest: {where} = {v!r} must be a whole number of chunks"
-                                  " >= 1 (1 = alert at the first chunk above threshold)")
+    _check_per_label(thr, "refractory_s", (int, float), 0, names,
+                     "a number of seconds >= 0")
+    _check_per_label(thr, "confirm_chunks", int, 1, names,
+                     "a whole number of chunks >= 1 (1 = alert at the first chunk above"
+                     " threshold)")
     if "confirm_chosen_on" in thr:
         _require(thr, "confirm_chosen_on", dict, "thresholds.")
+
+
+def _check_per_label(thr: Mapping[str, Any], key: str, types: type | tuple[type, ...],
+                     minimum: float, names: set[str], expected: str) -> None:
+    """``thresholds.<key>``: a value of ``types`` >= ``minimum`` for every label, or an object
+    of such values keyed by known labels."""
+    if key not in thr:
+        return
+    value = _require(thr, key, (*(types if isinstance(types, tuple) else (types,)), dict),
+                     "thresholds.")
+    items = value.items() if isinstance(value, dict) else [("", value)]
+    for label, v in items:
+        where = f"thresholds.{key}{'.' + label if label else ''}"
+        if isinstance(value, dict) and label not in names:
+            raise BundleError(f"manifest: {where} names unknown label {label!r}; labels are"
+                              f" {', '.join(sorted(names))}")
+        if isinstance(v, bool) or not isinstance(v, types) or v < minimum:
+            raise BundleError(f"manifest: {where} = {v!r} must be {expected}")
 
 
 def describe_artifacts(artifacts: Iterable[Artifact]) -> list[str]:

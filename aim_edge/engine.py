@@ -300,14 +300,11 @@ class Engine:
 
     def new_policy(self) -> DecisionPolicy:
         b = self.bundle
-        refractory = self._thr.get("refractory_s")
-        per_label = refractory if isinstance(refractory, Mapping) else (
-            {e.name: float(refractory) for e in b.events} if refractory is not None else None)
         return DecisionPolicy(
             vocab=b.vocab, events=[e.name for e in b.events], intents=b.intents,
             safety=b.safety_events, speak_threshold=b.speak_threshold,
             event_thresholds=b.event_thresholds, config=self.policy_config,
-            refractory=per_label, hysteresis=self._thr.get("hysteresis"),
+            refractory=b.per_label("refractory_s"), hysteresis=self._thr.get("hysteresis"),
             confirm=b.confirm_chunks,
             aliases=self._aliases, answerer=self.answerer)
 

@@ -36,10 +36,10 @@ def confirm_counts(engine: Any, scenes: Sequence[Any], max_chunks: int, progress
                    ) -> tuple[dict[str, dict[int, tuple[int, int, int]]], float]:
     """``({label: {chunks: (tp, fn, fp)}}, hours)`` of the engine's alerts on ``scenes``."""
     from aim_edge.metrics import score_events
-    from benchmarks.eval.runtime import event_detections, run_scene
+    from benchmarks.eval.runtime import run_scene, runtime_detections
 
-    pol = engine.new_policy()
-    counts = {label: {n: [0, 0, 0] for n in range(1, max_chunks + 1)} for label in pol.events}
+    labels = [e.name for e in engine.bundle.events]
+    counts = {label: {n: [0, 0, 0] for n in range(1, max_chunks + 1)} for label in labels}
     items: Any = scenes
     if progress:
         from tqdm import tqdm
@@ -50,12 +50,10 @@ def confirm_counts(engine: Any, scenes: Sequence[Any], max_chunks: int, progress
     for scene in items:
         run = run_scene(engine, scene)
         hours += scene.duration / 3600
-        for i, label in enumerate(pol.events):
-            for n in range(1, max_chunks + 1):
-                dets = event_detections(run.p_events[:, i], run.t, float(pol.on[i]),
-                                        pol.hysteresis, float(pol.refractory[i]),
-                                        engine.bundle.chunk_seconds, pol.config.rearm_s, n)
-                s = score_events(scene.events, dets, label)
+        for n in range(1, max_chunks + 1):
+            dets = runtime_detections(engine, run, confirm_chunks=n)
+            for label in labels:
+                s = score_events(scene.events, dets[label], label)
                 c = counts[label][n]
                 c[0], c[1], c[2] = c[0] + s["tp"], c[1] + s["fn"], c[2] + s["fp"]
     return {k: {n: (c[0], c[1], c[2]) for n, c in v.items()} for k, v in counts.items()}, hours

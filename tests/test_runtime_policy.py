@@ -546,14 +546,28 @@ def test_second_pass_replaces_final_captions_off_the_decide_path(runtime_fake_bu
     assert abs(n - (f["end_s"] + SECOND_PASS_TAIL_S - start) * 16000) <= 16
 
 
-def _keyword_run(runtime_fake_bundle, draft, final_text):
-    class FakeWhisper:
-        def transcribe(self, samples):
-            return final_text
+class FixedWhisper:
+    """A second pass that hears ``text`` in every utterance."""
 
+    def __init__(self, text):
+        self.text = text
+
+    def transcribe(self, samples):
+        return self.text
+
+
+def _second_pass_run(runtime_fake_bundle, draft, final_text, n_chunks, instruction=None):
+    """Events of the student spelling ``draft`` from chunk 3, Whisper hearing ``final_text``."""
     script = spelled_from(spell(draft), 3)
-    with make_engine(runtime_fake_bundle, script, second_pass=FakeWhisper()) as engine:
-        _, events = run_chunks(engine, 24, instruction="let me know when someone says dinner")
+    with make_engine(runtime_fake_bundle, script,
+                     second_pass=FixedWhisper(final_text)) as engine:
+        _, events = run_chunks(engine, n_chunks, instruction=instruction)
+    return events
+
+
+def _keyword_run(runtime_fake_bundle, draft, final_text):
+    events = _second_pass_run(runtime_fake_bundle, draft, final_text, 24,
+                              instruction="let me know when someone says dinner")
     final = [e for e in events if e["type"] == "caption" and e["final"]]
     return final, alerts(events, "keyword:dinner")
 
@@ -578,13 +592,7 @@ def test_no_keyword_alert_when_neither_text_has_it(runtime_fake_bundle):
 
 
 def _wake_run(runtime_fake_bundle, draft, final_text):
-    class FakeWhisper:
-        def transcribe(self, samples):
-            return final_text
-
-    script = spelled_from(spell(draft), 3)
-    with make_engine(runtime_fake_bundle, script, second_pass=FakeWhisper()) as engine:
-        _, events = run_chunks(engine, 30)
+    events = _second_pass_run(runtime_fake_bundle, draft, final_text, 30)
     return events, [e for e in events if e["type"] == "answer"]
 
 
@@ -621,11 +629,8 @@ def test_a_question_the_model_already_answered_is_not_answered_again_by_the_seco
             out.update(speak=0.9, intent="answer")
         return out
 
-    class FakeWhisper:
-        def transcribe(self, samples):
-            return "Hey aim, what time is it?"
-
-    with make_engine(runtime_fake_bundle, script, second_pass=FakeWhisper()) as engine:
+    with make_engine(runtime_fake_bundle, script,
+                     second_pass=FixedWhisper("Hey aim, what time is it?")) as engine:
         _, events = run_chunks(engine, 20)
     answers = [e for e in events if e["type"] == "answer"]
     assert [(a["intent"], a["source"]) for a in answers] == [("answer", "model")]

@@ -145,14 +145,18 @@ def score_event_set(scenes_dets: Sequence[tuple[Scene, dict[str, list[tuple[floa
             "delay_s": percentiles(all_delays)}
 
 
-def runtime_detections(engine: Any, run: SceneRun) -> dict[str, list[tuple[float, float]]]:
+def runtime_detections(engine: Any, run: SceneRun, *, confirm_chunks: int | None = None
+                       ) -> dict[str, list[tuple[float, float]]]:
     """Alerts of each label on the runtime's own probabilities, by the rules of the policy the
     engine builds (bundle thresholds, hysteresis, per-label refractory time and confirmation,
-    one alert per sound: ``rearm_s``)."""
+    one alert per sound: ``rearm_s``); ``confirm_chunks`` replaces every label's confirmation
+    (``python -m export.confirm`` tries each)."""
     pol = engine.new_policy()
     return {label: event_detections(run.p_events[:, i], run.t, float(pol.on[i]), pol.hysteresis,
                                     float(pol.refractory[i]), engine.bundle.chunk_seconds,
-                                    pol.config.rearm_s, int(pol.confirm[i]))
+                                    pol.config.rearm_s,
+                                    int(pol.confirm[i]) if confirm_chunks is None
+                                    else confirm_chunks)
             for i, label in enumerate(pol.events)}
 
 
