@@ -399,16 +399,23 @@ def resume(last: Path, model: AimModel, opt: torch.optim.Optimizer, best: float
     return step, best
 
 
-def _lr(step: int, cfg: TrainConfig, total: int) -> float:
+def _lr(step: int, cfg: TrainConfig, total: int, progress: float | None = None) -> float:
+    """Linear warmup over ``cfg.warmup`` steps, then cosine from ``cfg.lr`` to ``cfg.lr / 10``
+    over the rest of ``total`` steps, or, with ``progress`` (the share of a wall-clock budget
+    spent, 0..1), over the rest of that budget."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
-    frac = min(1.0, (step - cfg.warmup) / max(1, total - cfg.warmup))
+    if progress is None:
+        frac = min(1.0, (step - cfg.warmup) / max(1, total - cfg.warmup))
+    else:
+        frac = min(1.0, max(0.0, progress))
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
 def run_steps(model: AimModel, opt: torch.optim.Optimizer, params: Sequence[torch.Tensor], *,
               cfg: TrainConfig, out: Path, meta_base: dict[str, Any], step: int, best: float,
               total: int, minutes: float, ckpt_every: int, log_every: int,
+              lr_by_time: bool = False,
               losses_at: Callable[[int], tuple[torch.Tensor, dict[str, float]]],
               dev_losses: Callable[[], dict[str, float]],
               postfix: Callable[[dict[str, float]], dict[str, str]]) -> Path:
@@ -416,7 +423,10 @@ def run_steps(model: AimModel, opt: torch.optim.Optimizer, params: Sequence[torc
     (:class:`NonFiniteGuard`), a progress bar, train rows every ``log_every`` steps and dev
     rows at every check in ``out/metrics.jsonl``, ``best.pt`` when the dev loss improves and
     ``last.pt`` at every check (every ``ckpt_every`` steps and at the end). Ends at ``total``
-    steps, after ``minutes`` (0 = no budget) or on SIGTERM, after the current step.
+    steps, after ``minutes`` (0 = no budget) or on SIGTERM, after the current step. With
+    ``lr_by_time`` (needs ``minutes``) the cosine decays over the time budget instead of
+    ``total`` steps: on a machine whose step rate is not known in advance (a lent GPU) the
+    learning rate still reaches its floor when the budget ends.
 
     ``losses_at(step)`` draws a batch and returns ``(loss, parts)``; ``dev_losses()`` returns
     the dev losses; ``postfix(parts)`` the progress bar's fields. Returns ``out/best.pt``.
@@ -425,8 +435,11 @@ def run_steps(model: AimModel, opt: torch.optim.Optimizer, params: Sequence[torc
 
     from .bundle import save_checkpoint
 
+    if lr_by_time and not minutes:
+        raise SystemExit("--lr-by-time needs a --minutes budget to decay over")
     last = out / "last.pt"
-    deadline = time.monotonic() + minutes * 60 if minutes else None
+    started = time.monotonic()
+    deadline = started + minutes * 60 if minutes else None
     log = open(out / "metrics.jsonl", "a")
     bar = tqdm(total=total, initial=step, unit="step", dynamic_ncols=True, mininterval=2.0)
 
@@ -452,8 +465,10 @@ def run_steps(model: AimModel, opt: torch.optim.Optimizer, params: Sequence[torc
         try:
             while (step < total and not stop.requested
                    and (deadline is None or time.monotonic() < deadline)):
+                progress = ((time.monotonic() - started) / (minutes * 60) if lr_by_time
+                            else None)
                 for g in opt.param_groups:
-                    g["lr"] = _lr(step, cfg, total)
+                    g["lr"] = _lr(step, cfg, total, progress)
                 loss, parts = losses_at(step)
                 guard.step(opt, loss, params, cfg.grad_clip, step, parts)
                 step += 1
@@ -522,7 +537,8 @@ def train(args: argparse.Namespace) -> Path:
     best_pt = run_steps(
         model, opt, list(model.parameters()), cfg=cfg, out=out, meta_base=meta_base,
         step=step, best=best, total=args.steps, minutes=args.minutes,
-        ckpt_every=args.ckpt_every, log_every=20, losses_at=losses_at,
+        ckpt_every=args.ckpt_every, log_every=20, lr_by_time=args.lr_by_time,
+        losses_at=losses_at,
         dev_losses=lambda: evaluate(model, dev_streams, cfg, device=device),
         postfix=lambda parts: {"loss": f"{parts['loss']:.3f}", "ctc": f"{parts['ctc']:.2f}",
                                "ev": f"{parts['event']:.3f}", "tm": f"{parts['timing']:.3f}"})
@@ -551,6 +567,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--name", default="aim-student", help="model name stored in checkpoints")
     p.add_argument("--teacher", type=Path, help="teacher checkpoint to distil from")
     p.add_argument("--minutes", type=float, default=0, help="wall-clock budget (0 = none)")
+    p.add_argument("--lr-by-time", action="store_true",
+                   help="decay the learning rate over the --minutes budget instead of --steps "
+                        "(for a machine whose step rate is not known in advance)")
     p.add_argument("--steps", type=int, default=100000, help="maximum optimiser steps")
     p.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2)))
     p.add_argument("--ckpt-every", type=int, default=200)

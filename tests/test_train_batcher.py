@@ -1,5 +1,6 @@
-"""Training helpers: the batcher's focused crops (hazards are rare, so some crops must show one)
-and the loop's graceful stop on SIGTERM."""
+"""Training helpers: the batcher's focused crops (hazards are rare, so some crops must show one),
+the learning-rate schedule (by steps or by a time budget) and the loop's graceful stop on
+SIGTERM."""
 
 import numpy as np
 import pytest
@@ -68,3 +69,31 @@ def test_sigterm_asks_the_training_loop_to_stop_and_the_old_handler_returns():
         os.kill(os.getpid(), signal.SIGTERM)  # handled: the test process keeps running
         assert stop.requested
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_the_cosine_decays_over_steps_or_over_the_time_budget():
+    from export.train import TrainConfig, _lr
+
+    cfg = TrainConfig(lr=1e-3, warmup=10)
+    assert _lr(0, cfg, 110) == pytest.approx(1e-4)  # warmup: 1/10 of the rate
+    assert _lr(10, cfg, 110) == pytest.approx(1e-3)  # peak right after warmup
+    assert _lr(60, cfg, 110) == pytest.approx(5.5e-4)  # half-way down the cosine
+    assert _lr(110, cfg, 110) == pytest.approx(1e-4)  # floor: a tenth of the peak
+    # by time: the step count no longer matters, the spent share of the budget does
+    assert _lr(60, cfg, 100000, progress=0.5) == pytest.approx(5.5e-4)
+    assert _lr(20, cfg, 100000, progress=1.0) == pytest.approx(1e-4)
+    assert _lr(20, cfg, 100000, progress=3.0) == pytest.approx(1e-4)  # past the budget: floor
+    assert _lr(5, cfg, 100000, progress=0.9) == pytest.approx(6e-4)  # warmup still by steps
+
+
+def test_a_time_schedule_without_a_time_budget_is_refused():
+    from export.model import AimModel
+    from export.train import TrainConfig, run_steps
+
+    model = AimModel(ModelConfig(d_model=32, n_heads=2, n_layers=1, events=("a", "b")))
+    opt = torch.optim.AdamW(model.parameters())
+    with pytest.raises(SystemExit, match="--lr-by-time needs a --minutes"):
+        run_steps(model, opt, list(model.parameters()), cfg=TrainConfig(), out=None,
+                  meta_base={}, step=0, best=float("inf"), total=10, minutes=0, ckpt_every=5,
+                  log_every=5, lr_by_time=True, losses_at=None, dev_losses=None,
+                  postfix=None)
