@@ -617,6 +617,9 @@ TFLite formats need `make tflite-env`; instruction-minilm needs `make minilm-env
                      "thresholds on it for --target-fa-per-hour")
     thr.add_argument("--target-fa-per-hour", metavar="RATE", type=float, default=1.0,
                      help="false alerts per hour the thresholds are chosen for (default 1)")
+    thr.add_argument("--speak-target-fa-per-hour", metavar="RATE", type=float,
+                     help="speak-now's own target (default: --target-fa-per-hour); each event "
+                     "label keeps --target-fa-per-hour")
     thr.add_argument("--evaluation", metavar="JSON", type=Path,
                      help="instead: JSON from `python -m export.evaluate --calibrate-on ...`: "
                      "its thresholds go into the manifest, its test metrics into provenance")
@@ -706,9 +709,12 @@ TFLite formats need `make tflite-env`; instruction-minilm needs `make minilm-env
         from .targets import load_split
     if args.calibrate_on:
         dev, _, _ = load_split(args.calibrate_on)
+        speak = (f", speak-now {args.speak_target_fa_per_hour}/h"
+                 if args.speak_target_fa_per_hour is not None else "")
         print(f"calibrating thresholds on {args.calibrate_on} ({len(dev)} streams) for "
-              f"{args.target_fa_per_hour} false alerts/h")
-        thresholds = calibrate(dev, run_model(model, dev), cfg_events, args.target_fa_per_hour)
+              f"{args.target_fa_per_hour} false alerts/h{speak}")
+        thresholds = calibrate(dev, run_model(model, dev), cfg_events, args.target_fa_per_hour,
+                               speak_target_fa_per_hour=args.speak_target_fa_per_hour)
         thresholds["calibrated_on"] = args.calibrate_on.name
     if args.test_on:
         test, _, _ = load_split(args.test_on)
@@ -750,8 +756,10 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
     for flag in ("max_cer_delta", "max_f1_delta"):
         if getattr(args, flag) < 0:
             parser.error(f"--{flag.replace('_', '-')} {getattr(args, flag)}: must be >= 0")
-    if args.target_fa_per_hour <= 0:
-        parser.error(f"--target-fa-per-hour {args.target_fa_per_hour}: must be > 0")
+    for flag in ("target_fa_per_hour", "speak_target_fa_per_hour"):
+        rate = getattr(args, flag)
+        if rate is not None and not rate > 0:
+            parser.error(f"--{flag.replace('_', '-')} {rate}: must be > 0")
     try:
         check_replaceable(args.out)
     except SystemExit as e:

@@ -115,6 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--target-fa-per-hour", type=float, default=1.0, metavar="RATE",
                    help="false alerts per hour of no-response audio the thresholds may cost"
                    " on the calibration split (default %(default)s)")
+    p.add_argument("--speak-target-fa-per-hour", type=float, metavar="RATE",
+                   help="speak-now's own false-alert target (default: --target-fa-per-hour);"
+                   " events keep --target-fa-per-hour per label")
     p.add_argument("--json", type=Path, metavar="FILE",
                    help="also write the results (JSON) to this file")
     p.add_argument("--plot", type=Path, metavar="PNG",
@@ -129,15 +132,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             p.error(f"--{flag} {path}: folder {path.resolve().parent} does not exist")
     if args.threads < 1:
         p.error(f"--threads {args.threads}: must be >= 1")
-    if not args.target_fa_per_hour > 0:
-        p.error(f"--target-fa-per-hour {args.target_fa_per_hour}: must be > 0")
+    for flag in ("target_fa_per_hour", "speak_target_fa_per_hour"):
+        rate = getattr(args, flag)
+        if rate is not None and not rate > 0:
+            p.error(f"--{flag.replace('_', '-')} {rate}: must be > 0")
     model, meta = load_checkpoint(args.checkpoint)
     events = list(model.cfg.events)
     result: dict[str, object] = {"checkpoint": str(args.checkpoint)}
     if args.calibrate_on:
         dev, _, _ = load_split(args.calibrate_on)
         thresholds = calibrate(dev, run_model(model, dev, args.threads), events,
-                               args.target_fa_per_hour)
+                               args.target_fa_per_hour,
+                               speak_target_fa_per_hour=args.speak_target_fa_per_hour)
         result["thresholds"] = thresholds
     else:
         thresholds = {"speak_now": 0.5, "events": {e: 0.5 for e in events}}

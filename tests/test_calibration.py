@@ -81,6 +81,25 @@ def test_calibrate_speak_now_against_response_windows():
     assert thr["achieved_false_alerts_per_hour"]["speak_now"] == 0.0
 
 
+def test_speak_now_can_have_its_own_false_alert_target_and_a_finer_top_grid():
+    s, outs = _speak_scene()
+    # 3 false alerts/h are allowed for speak-now alone: the 0.7 windows are answered now
+    thr = calibrate([s], outs, [], target_fa_per_hour=1.0, speak_target_fa_per_hour=3.0)
+    assert thr["speak_now"] <= 0.7 and thr["recall_at_rate"]["speak_now"] == 1.0
+    assert thr["achieved_false_alerts_per_hour"]["speak_now"] == pytest.approx(3.0)
+    assert (thr["false_alerts_per_hour"], thr["speak_now_false_alerts_per_hour"]) == (1.0, 3.0)
+    # a confident head: everything sits above 0.98, false alerts at 0.99, answers at 0.997;
+    # only the speak-now grid reaches above 0.98 to separate them
+    outs[0]["speak"] = np.where(outs[0]["speak"] > 0.9, 0.997,
+                                np.where(outs[0]["speak"] > 0.72, 0.99, outs[0]["speak"]))
+    fine = calibrate([s], outs, [], target_fa_per_hour=1.0)
+    assert 0.99 < fine["speak_now"] <= 0.997
+    assert proactive([s], outs, fine["speak_now"])["hits"] == 6
+    coarse = calibrate([s], outs, [], target_fa_per_hour=1.0,
+                       speak_grid=[0.5, 0.9, 0.98])  # the old top: 3 false alerts remain
+    assert coarse["achieved_false_alerts_per_hour"]["speak_now"] == pytest.approx(3.0)
+
+
 def test_operating_curve_trades_recall_for_false_alerts():
     s, outs = _speak_scene()
     curve = operating_curve([s], outs, grid=[0.9, 0.5, 0.72, 0.98])
@@ -119,6 +138,8 @@ def test_proactive_recall_per_kind_of_response():
 def test_calibrate_rejects_bad_input():
     with pytest.raises(ValueError, match="target_fa_per_hour = 0.*rate > 0"):
         calibrate([_stream(5)], [{}], [], target_fa_per_hour=0)
+    with pytest.raises(ValueError, match="speak_target_fa_per_hour = -1.*rate > 0"):
+        calibrate([_stream(5)], [{}], [], 1.0, speak_target_fa_per_hour=-1)
     with pytest.raises(ValueError, match="no streams given"):
         calibrate([], [], [], 1.0)
 
