@@ -420,7 +420,9 @@ class Loop:
             stream.emit(events, work, sink=self._dispatch)
             if every and work is not None and work.info.end_s - self._last_stats_t >= every:
                 self._last_stats_t = work.info.end_s
-                self._dispatch(stream.stats_event(final=False))
+                # stamped with the chunk just responded to: the decide thread may already be
+                # chunks ahead, and its time would put this event before earlier ones
+                self._dispatch(stream.stats_event(t=work.info.end_s, final=False))
         if self._stop.is_set() and self._error is not None:
             return
         self._t_end = time.perf_counter()
