@@ -154,10 +154,18 @@ def _print_bundle(path: str | Path | None, out: TextIO) -> None:
     print(f"  intents          {', '.join(b.intents)}", file=out)
     thr = m.get("thresholds", {})
     far = thr.get("false_alerts_per_hour")
+    speak_far = thr.get("speak_now_false_alerts_per_hour", far)
+    on = f" on {thr['calibrated_on']}" if thr.get("calibrated_on") else ""
+    if far is None:
+        calibrated = "; not calibrated"
+    elif speak_far == far:
+        calibrated = f"; calibrated{on} for {far:g} false alerts/h"
+    else:
+        calibrated = (f"; calibrated{on} for {far:g} false alerts/h per event label, "
+                      f"speak-now {speak_far:g}/h")
     print(f"  thresholds       speak_now {b.speak_threshold:g}; events "
-          + ", ".join(f"{k} {v:g}" for k, v in b.event_thresholds.items())
-          + (f"; calibrated for {far:g} false alerts/h" if far is not None else
-             "; not calibrated"), file=out)
+          + ", ".join(f"{k} {v:g}" for k, v in b.event_thresholds.items()) + calibrated,
+          file=out)
     waits = {k: n for k, n in b.confirm_chunks.items() if n > 1}
     if waits:
         where = (thr.get("confirm_chosen_on") or {}).get("scenes")

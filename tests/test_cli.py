@@ -59,6 +59,31 @@ def test_info_shows_which_labels_wait_for_a_confirming_chunk(capsys):
         assert f"{label} {n}" in lines[0]
 
 
+def test_info_names_the_calibration_split_and_each_false_alert_target(capsys, tmp_path):
+    import json
+    import shutil
+
+    from aim_edge import bundles
+
+    src = bundles.default_bundle_path()
+    thr = json.loads((src / "manifest.json").read_text())["thresholds"]
+    assert cli.main(["info"]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if "thresholds  " in ln)
+    assert f"calibrated on {thr['calibrated_on']} for {thr['false_alerts_per_hour']:g}" in line
+    assert line.endswith(f"per event label, speak-now "
+                         f"{thr['speak_now_false_alerts_per_hour']:g}/h")
+    # one target for both (bundles made before speak-now had its own): said once
+    copy = tmp_path / "b"
+    shutil.copytree(src, copy)
+    m = json.loads((copy / "manifest.json").read_text())
+    del m["thresholds"]["speak_now_false_alerts_per_hour"]
+    (copy / "manifest.json").write_text(json.dumps(m))
+    assert cli.main(["info", "--model", str(copy)]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if "thresholds  " in ln)
+    assert line.endswith(f"calibrated on {thr['calibrated_on']} for "
+                         f"{thr['false_alerts_per_hour']:g} false alerts/h")
+
+
 def test_info_without_sounddevice_or_matplotlib_says_what_to_install(capsys):
     from unittest import mock
 
