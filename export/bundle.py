@@ -746,6 +746,20 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
     """Every check that needs no model, before minutes of loading and calibration."""
     require_paths(parser, args, "calibrate_on", "test_on", "parity_data", "calibration_data",
                   "evaluation", "provenance")
+    for flag in ("evaluation", "provenance"):  # JSON objects, read before any model work
+        path = getattr(args, flag)
+        if path is None:
+            continue
+        try:
+            value = json.loads(path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            parser.error(f"--{flag} {path}: not a JSON file ({exc}); give "
+                         + ("the --json output of python -m export.evaluate --calibrate-on"
+                            if flag == "evaluation" else "a JSON object such as "
+                            "export/checkpoints/student-v0.7.provenance.json"))
+        if not isinstance(value, dict):
+            parser.error(f"--{flag} {path}: expected a JSON object, got "
+                         f"{type(value).__name__}")
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
