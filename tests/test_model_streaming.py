@@ -94,6 +94,53 @@ def test_context_is_bounded():
     assert torch.allclose(a["speak_logit"][:, -1], b["speak_logit"][:, -1], atol=1e-6)
 
 
+def _sharpen_attention(model, factor):
+    """Scale every encoder block's query and key projections: attention scores grow by
+    factor**2, as a trained model's do on real features (v0.7's exceed 100)."""
+    with torch.no_grad():
+        for block in model.blocks:
+            w = block.qkv.weight
+            d = w.shape[0] // 3
+            w[:2 * d] *= factor
+            block.qkv.bias[:2 * d] *= factor
+
+
+def test_the_future_stays_out_of_the_full_sequence_graph_even_with_large_scores():
+    """Training and offline evaluation run the full-sequence graph: a change in a later chunk
+    must not move an earlier chunk's outputs, however large the attention scores grow. With the
+    old bounded mask (-100) it did for a trained model, so training saw a look-ahead the
+    streaming runtime lacks."""
+    torch.manual_seed(3)
+    cfg = _small()
+    model = AimModel(cfg).eval()
+    _sharpen_attention(model, 12.0)
+    fbank = torch.randn(1, 8 * cfg.chunk_frames, cfg.n_mels) * 4
+    instr = torch.randn(1, cfg.instruction_dim)
+    changed = fbank.clone()
+    changed[:, 5 * cfg.chunk_frames:] += 6.0  # only chunks 5.. change
+    with torch.no_grad():
+        a, b = model(fbank, instr), model(changed, instr)
+        outs, _ = _stream(model, fbank, instr)
+    for key in ("speak_logit", "event_logits", "ctc_logprobs"):
+        early = 5 if key != "ctc_logprobs" else 5 * cfg.enc_chunk
+        assert (a[key][:, :early] - b[key][:, :early]).abs().max().item() <= 1e-5, key
+    assert (a["speak_logit"][:, 5:] - b["speak_logit"][:, 5:]).abs().max().item() > 1e-3
+    # and the scores really are large enough to defeat a bounded mask
+    import export.model as model_module
+
+    old = model_module.FULL_MASK_VALUE
+    model_module.FULL_MASK_VALUE = model_module.MASK_VALUE
+    try:
+        with torch.no_grad():
+            leaky_a, leaky_b = model(fbank, instr), model(changed, instr)
+    finally:
+        model_module.FULL_MASK_VALUE = old
+    assert (leaky_a["event_logits"][:, :5] - leaky_b["event_logits"][:, :5]).abs().max() > 1e-3
+    # the streaming step, which never holds a future frame, computes the strict full graph
+    streamed = torch.stack([o["event_logits"] for o in outs], dim=1)
+    assert (streamed - a["event_logits"]).abs().max().item() <= 1e-5
+
+
 def test_default_student_size_and_bad_config():
     model = AimModel(ModelConfig(events=EVENTS))
     n = count_parameters(model)
