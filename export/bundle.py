@@ -75,7 +75,7 @@ from calibration.parity import (
 )
 from calibration.streams import StepFn, capture_step_inputs, onnx_step, select_streams
 
-from ._args import require_paths
+from ._args import require_paths, require_positive
 from .model import STATE_NAMES, AimModel, ModelConfig
 from .onnx_export import (
     OUTPUT_NAMES,
@@ -658,7 +658,7 @@ TFLite formats need `make tflite-env`; instruction-minilm needs `make minilm-env
                         help="Python of the litert-torch environment (default "
                         ".venv-tflite/bin/python or $AIM_EDGE_TFLITE_PYTHON)")
     args = parser.parse_args(argv)
-    _check_args(parser, args)
+    given = _check_args(parser, args)
 
     if args.random_init:
         torch.manual_seed(args.seed)
@@ -679,11 +679,7 @@ TFLite formats need `make tflite-env`; instruction-minilm needs `make minilm-env
         prov["checkpoint"] = {"file": args.checkpoint.name,
                               "sha256": sha256_file(args.checkpoint)}
     if args.provenance:
-        extra = json.loads(args.provenance.read_text())
-        if not isinstance(extra, dict):
-            print(f"--provenance {args.provenance}: expected a JSON object", file=sys.stderr)
-            return 2
-        prov = {**extra, **prov}
+        prov = {**given["provenance"], **prov}
     trained_with = args.instruction_encoder or meta.get("instruction_encoder", ENCODER_HASHED)
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     min_agree = args.min_agreement
@@ -695,7 +691,7 @@ TFLite formats need `make tflite-env`; instruction-minilm needs `make minilm-env
         print("give --evaluation or --calibrate-on, not both", file=sys.stderr)
         return 2
     if args.evaluation:
-        evaluation = json.loads(args.evaluation.read_text())
+        evaluation = given["evaluation"]
         if "thresholds" not in evaluation:
             print(f"{args.evaluation} has no calibrated thresholds (run export.evaluate with "
                   "--calibrate-on)", file=sys.stderr)
@@ -742,11 +738,14 @@ TFLite formats need `make tflite-env`; instruction-minilm needs `make minilm-env
     return 0
 
 
-def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Every check that needs no model, before minutes of loading and calibration."""
+def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace
+                ) -> dict[str, dict[str, Any]]:
+    """Every check that needs no model, before minutes of loading and calibration. Returns the
+    JSON objects of ``--evaluation`` and ``--provenance`` that were given, read here once."""
     require_paths(parser, args, "calibrate_on", "test_on", "parity_data", "calibration_data",
                   "evaluation", "provenance")
-    for flag in ("evaluation", "provenance"):  # JSON objects, read before any model work
+    given: dict[str, dict[str, Any]] = {}
+    for flag in ("evaluation", "provenance"):
         path = getattr(args, flag)
         if path is None:
             continue
@@ -760,6 +759,7 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         if not isinstance(value, dict):
             parser.error(f"--{flag} {path}: expected a JSON object, got "
                          f"{type(value).__name__}")
+        given[flag] = value
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
@@ -770,14 +770,12 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
     for flag in ("max_cer_delta", "max_f1_delta"):
         if getattr(args, flag) < 0:
             parser.error(f"--{flag.replace('_', '-')} {getattr(args, flag)}: must be >= 0")
-    for flag in ("target_fa_per_hour", "speak_target_fa_per_hour"):
-        rate = getattr(args, flag)
-        if rate is not None and not rate > 0:
-            parser.error(f"--{flag.replace('_', '-')} {rate}: must be > 0")
+    require_positive(parser, args, "target_fa_per_hour", "speak_target_fa_per_hour")
     try:
         check_replaceable(args.out)
     except SystemExit as e:
         parser.error(str(e))
+    return given
 
 
 def print_summary(out: Path) -> None:

@@ -40,7 +40,7 @@ import torch
 from calibration.metrics import captions, event_counts, proactive
 from calibration.thresholds import GRID, calibrate, operating_curve
 
-from ._args import require_paths
+from ._args import require_paths, require_positive
 from .bundle import load_checkpoint
 from .model import AimModel
 from .targets import StreamTargets, load_split
@@ -132,10 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             p.error(f"--{flag} {path}: folder {path.resolve().parent} does not exist")
     if args.threads < 1:
         p.error(f"--threads {args.threads}: must be >= 1")
-    for flag in ("target_fa_per_hour", "speak_target_fa_per_hour"):
-        rate = getattr(args, flag)
-        if rate is not None and not rate > 0:
-            p.error(f"--{flag.replace('_', '-')} {rate}: must be > 0")
+    require_positive(p, args, "target_fa_per_hour", "speak_target_fa_per_hour")
     model, meta = load_checkpoint(args.checkpoint)
     events = list(model.cfg.events)
     result: dict[str, object] = {"checkpoint": str(args.checkpoint)}

@@ -584,6 +584,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="also write the best weights as float16 without optimizer state here "
                    "(small enough to copy off a training machine)")
     args = p.parse_args(argv)
+    if args.lr_by_time and not args.minutes:  # before minutes of data loading
+        p.error("--lr-by-time needs a --minutes budget to decay over")
     train(args)
     return 0
 

@@ -86,6 +86,16 @@ def test_the_cosine_decays_over_steps_or_over_the_time_budget():
     assert _lr(5, cfg, 100000, progress=0.9) == pytest.approx(6e-4)  # warmup still by steps
 
 
+def test_the_command_refuses_a_time_schedule_without_a_budget_before_loading(capsys):
+    from export.train import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["--data", "/nonexistent/never-read.npz", "--out", "/nonexistent/out",
+              "--lr-by-time"])
+    assert info.value.code == 2
+    assert "--lr-by-time needs a --minutes budget" in capsys.readouterr().err
+
+
 def test_a_time_schedule_without_a_time_budget_is_refused():
     from export.model import AimModel
     from export.train import TrainConfig, run_steps
