@@ -41,7 +41,8 @@ __all__ = [
 ]
 
 CHUNK_S = 0.16
-#: Time comparisons tolerate this much float error, as :mod:`aim_edge.policy` does.
+#: Time comparisons (refractory, re-arm) tolerate this much float error; chunk times are sums
+#: of 0.16 s steps. :mod:`aim_edge.policy` uses this same constant.
 TIME_EPS_S = 1e-6
 
 

@@ -86,6 +86,7 @@ from .answer import AnswerContext, SoundSeen, call_answerer
 from .config import _Config, _is_real
 from .instructions import WAKE_PHRASES, InstructionMeaning, parse_instruction, strip_wake_phrase
 from .kws import DEFAULT_KWS_THRESHOLD, CtcKeywordSpotter
+from .metrics import TIME_EPS_S  # the evaluation mirror's tolerance: the two must agree
 
 __all__ = ["CaptionDecoder", "DecisionPolicy", "PolicyConfig", "ctc_greedy"]
 
@@ -159,11 +160,6 @@ class PolicyConfig(_Config):
         if "wake_phrases" in data and isinstance(data["wake_phrases"], list):
             data["wake_phrases"] = tuple(data["wake_phrases"])
         return super().from_dict(data)
-
-
-#: Time comparisons (refractory, re-arm) tolerate this much float error: chunk times are sums of
-#: 0.16 s steps (``aim_edge.metrics`` compares with the same tolerance).
-_TIME_EPS_S = 1e-6
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -401,7 +397,7 @@ class DecisionPolicy:
         falling = self.active & (p_events < self.off)
         self.active = (self.active | rising) & ~falling
         new_sound = rising & (chunk.start_s - self.last_off
-                              >= self.config.rearm_s - _TIME_EPS_S)
+                              >= self.config.rearm_s - TIME_EPS_S)
         self.activation_start[new_sound] = chunk.start_s
         self.alerted[new_sound] = False  # a continuation keeps the sound's alerted state
         self.above[new_sound] = 0
@@ -411,7 +407,7 @@ class DecisionPolicy:
         for i in np.flatnonzero(self.active & ~self.alerted & (self.above >= self.confirm)):
             label = self.events[i]
             why = self.allowed(label, self.speaking, intent)
-            if why is None or t - self.last_alert[i] < self.refractory[i] - _TIME_EPS_S:
+            if why is None or t - self.last_alert[i] < self.refractory[i] - TIME_EPS_S:
                 continue
             self.alerted[i] = True
             self.last_alert[i] = t
