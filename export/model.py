@@ -23,14 +23,19 @@ Decide
     cross-attention blocks; heads give the speak-now logit, intent logits and multi-label event
     logits for the chunk.
 
-Masks are additive. The streaming step (what is exported) uses a *bounded* constant
-(``MASK_VALUE = -100``) for its not-yet-valid cache slots: DESIGN.md records that -1e4 masks
-break static INT8 quantization. The full-sequence graph (training and offline evaluation, never
-exported) masks future and too-old frames with ``FULL_MASK_VALUE = -1e9``: a trained model's
-attention scores can exceed 100 (v0.3 and v0.7 do on real features), and with -100 the full
-graph then attends to frames the streaming step never has: the future, within a training crop.
-Such a model was trained and evaluated with a look-ahead the runtime lacks (v0.7: event logits
-of the two graphs differ by up to 5.2, 0.9 on average, on a dev2 stream).
+Masks. The streaming step (what is exported) gives its empty cache slots (a stream's first
+seconds) no attention at all, through :func:`masked_softmax`: a softmax over the valid slots in
+bounded arithmetic. DESIGN.md records that large additive masks (-1e4) break static INT8
+quantization; the bounded additive ``MASK_VALUE = -100`` the step used before still let empty
+slots take the attention whenever a trained model's real scores fell that far (v0.7's event
+logits moved by up to 5 in the first chunks). The decide head keeps the additive -100 for its
+empty slots in both graphs alike, so training sees what the runtime computes there. The
+full-sequence graph (training and offline evaluation, never exported) masks future and too-old
+frames with ``FULL_MASK_VALUE = -1e9``: a trained model's attention scores can exceed 100 (v0.3
+and v0.7 do on real features), and with -100 the full graph then attended to frames the
+streaming step never has: the future, within a training crop. Every model up to v0.7 was
+trained and evaluated with that look-ahead (v0.7: event logits of the two graphs differ by up to
+5.2, 0.9 on average, on a dev2 stream).
 """
 
 from __future__ import annotations
@@ -125,6 +130,23 @@ class ModelConfig:
         return cls(**data)
 
 
+def masked_softmax(scores: Tensor, valid: Tensor) -> Tensor:
+    """Softmax over the slots where ``valid`` is 1; exactly 0 on the others. Bounded arithmetic.
+
+    scores : (..., S); valid : 0/1 floats broadcastable to scores, at least one 1 per row (the
+    current chunk's own frames always are). Empty slots take the row's smallest score, so the
+    row's peak is a valid slot's; every exponent is then <= 0 and the sum >= 1, and no value
+    leaves the range of the scores themselves: nothing large for static INT8 to calibrate on,
+    and no empty slot drawing attention however far below a constant mask the real scores
+    fall (the bounded ``MASK_VALUE`` had let them at a stream's start: v0.7's event logits moved
+    by up to 5 in the first chunks).
+    """
+    floor = scores.amin(dim=-1, keepdim=True)
+    kept = scores * valid + floor * (1.0 - valid)
+    e = torch.exp(kept - kept.amax(dim=-1, keepdim=True)) * valid
+    return e / e.sum(dim=-1, keepdim=True)
+
+
 class CausalSubsampling(nn.Module):
     """Two causal Conv1d layers with stride 2 (4x fewer frames), each caching one input frame.
 
@@ -174,20 +196,23 @@ class EncoderBlock(nn.Module):
         b, n, _ = t.shape
         return t.view(b, n, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, N, dh)
 
-    def attend(self, x: Tensor, k_prev: Tensor, v_prev: Tensor, bias: Tensor
-               ) -> tuple[Tensor, Tensor, Tensor]:
+    def attend(self, x: Tensor, k_prev: Tensor, v_prev: Tensor, mask: Tensor, *,
+               additive: bool) -> tuple[Tensor, Tensor, Tensor]:
         """Self-attention of x's frames over [k_prev/v_prev, x].
 
-        x: (B, N, d); k_prev, v_prev: (B, H, P, dh); bias: (B or 1, 1, N, P + N) additive.
-        Returns the residual update and this call's keys and values (B, H, N, dh).
+        x: (B, N, d); k_prev, v_prev: (B, H, P, dh); mask: (B or 1, 1, N or 1, P + N), an
+        additive bias (``additive``, the full graph) or 1 = valid / 0 = empty slot (the step,
+        through :func:`masked_softmax`). Returns the residual update and this call's keys and
+        values (B, H, N, dh).
         """
         b, n, d = x.shape
         q, k, v = self.qkv(self.norm_att(x)).chunk(3, dim=-1)
         q, k, v = self._split(q), self._split(k), self._split(v)
         keys = torch.cat([k_prev, k], dim=2)
         values = torch.cat([v_prev, v], dim=2)
-        scores = q @ keys.transpose(-1, -2) / math.sqrt(self.head_dim) + bias
-        ctx = torch.softmax(scores, dim=-1) @ values
+        scores = q @ keys.transpose(-1, -2) / math.sqrt(self.head_dim)
+        weights = torch.softmax(scores + mask, dim=-1) if additive else masked_softmax(scores, mask)
+        ctx = weights @ values
         ctx = ctx.transpose(1, 2).reshape(b, n, d)
         return self.drop(self.out(ctx)), k, v
 
@@ -200,9 +225,9 @@ class EncoderBlock(nn.Module):
         h = nn.functional.silu(self.dw(h)).transpose(1, 2)
         return self.drop(self.pw_out(h)), new_cache
 
-    def forward(self, x: Tensor, k_prev: Tensor, v_prev: Tensor, bias: Tensor, conv_cache: Tensor
-                ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        upd, k, v = self.attend(x, k_prev, v_prev, bias)
+    def forward(self, x: Tensor, k_prev: Tensor, v_prev: Tensor, mask: Tensor, conv_cache: Tensor,
+                *, additive: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        upd, k, v = self.attend(x, k_prev, v_prev, mask, additive=additive)
         x = x + upd
         upd, new_conv = self.convolve(x, conv_cache)
         x = x + upd
@@ -329,11 +354,12 @@ class AimModel(nn.Module):
                                        state["sub_cache2"])
         x = x.transpose(1, 2)  # (B, n, d)
         valid = torch.cat([state["enc_valid"], torch.ones_like(state["enc_valid"][:, :n])], 1)
-        bias = ((1.0 - valid) * MASK_VALUE)[:, None, None, :]  # (B, 1, 1, P + n)
+        slots = valid[:, None, None, :]  # (B, 1, 1, P + n)
         att_out, conv_out = [], []
         for i, block in enumerate(self.blocks):
             kv = state["att_cache"][i]
-            x, k, v, conv = block(x, kv[:, 0], kv[:, 1], bias, state["conv_cache"][i])
+            x, k, v, conv = block(x, kv[:, 0], kv[:, 1], slots, state["conv_cache"][i],
+                                  additive=False)
             keys = torch.cat([kv[:, 0], k], dim=2)[:, :, n:]
             values = torch.cat([kv[:, 1], v], dim=2)[:, :, n:]
             att_out.append(torch.stack([keys, values], dim=1))
@@ -385,7 +411,7 @@ class AimModel(nn.Module):
         empty = fbank.new_zeros(b, c.n_heads, 0, c.head_dim)
         for block in self.blocks:
             conv0 = fbank.new_zeros(b, d, c.conv_kernel - 1)
-            x, _, _, _ = block(x, empty, empty, bias, conv0)
+            x, _, _, _ = block(x, empty, empty, bias, conv0, additive=True)
         return self.norm_enc(x)
 
     def decide_chunks(self, enc: Tensor, instruction: Tensor, history: Tensor | None = None,

@@ -141,6 +141,68 @@ def test_the_future_stays_out_of_the_full_sequence_graph_even_with_large_scores(
     assert (streamed - a["event_logits"]).abs().max().item() <= 1e-5
 
 
+def _push_scores_far_down(model, depth):
+    """Give every real query/key pair the same score offset of -depth (one dimension per head
+    whose query is -a and key +a for every frame). A softmax over real frames cancels a common
+    offset; an empty cache slot (key 0) does not get it."""
+    d = model.cfg.d_model
+    dh = model.cfg.head_dim
+    a = (depth * dh ** 0.5) ** 0.5
+    with torch.no_grad():
+        for block in model.blocks:
+            for h in range(model.cfg.n_heads):
+                for row, value in ((h * dh, -a), (d + h * dh, a)):  # query dim, key dim
+                    block.qkv.weight[row] = 0.0
+                    block.qkv.bias[row] = value
+
+
+def test_empty_cache_slots_draw_no_attention_at_a_stream_start():
+    """In a stream's first chunks the step's cache slots are empty. Real scores far below any
+    bounded mask constant (a trained model's can be) must still give the empty slots nothing:
+    the step equals the full graph from chunk 0. With the old additive -100 mask the empty
+    slots took the attention and v0.7's event logits moved by up to 5 in the first chunks."""
+    torch.manual_seed(5)
+    cfg = _small(left_context=16)
+    model = AimModel(cfg).eval()
+    fbank = torch.randn(1, 8 * cfg.chunk_frames, cfg.n_mels)
+    instr = torch.randn(1, cfg.instruction_dim)
+    with torch.no_grad():
+        _push_scores_far_down(model, 0.0)  # the same dimensions, without the offset
+        before = model(fbank, instr)
+        _push_scores_far_down(model, 300.0)
+        full = model(fbank, instr)
+        outs, _ = _stream(model, fbank, instr)
+    # the offset is common to every real pair, so the full graph hardly moves
+    assert (full["event_logits"] - before["event_logits"]).abs().max().item() <= 1e-3
+    # and the step follows it from the first chunk, when 4 of 5 cache slots are empty
+    streamed = torch.stack([o["event_logits"] for o in outs], dim=1)
+    assert (streamed - full["event_logits"]).abs().max().item() <= 1e-4
+    ctc = torch.cat([o["ctc_logprobs"] for o in outs], dim=1)
+    assert (ctc - full["ctc_logprobs"]).abs().max().item() <= 1e-4
+    # an additive -100, as the step had, gives those slots the attention
+    from export.model import masked_softmax
+
+    scores = torch.tensor([[-300.0, -301.0, 0.0, 0.0]])
+    valid = torch.tensor([[1.0, 1.0, 0.0, 0.0]])
+    leaky = torch.softmax(scores + (1.0 - valid) * -100.0, dim=-1)
+    assert leaky[0, 2:].sum().item() > 0.99
+    strict = masked_softmax(scores, valid)
+    assert strict[0, 2:].abs().sum().item() == 0.0
+    assert torch.allclose(strict[0, :2], torch.softmax(scores[0, :2], dim=-1))
+
+
+def test_masked_softmax_stays_in_range():
+    from export.model import masked_softmax
+
+    scores = torch.tensor([[5.0, -2.0, 80.0, 1.0], [-1e3, -1e3 - 2.0, 1e3, 3.0]])
+    valid = torch.tensor([[1.0, 1.0, 0.0, 1.0], [1.0, 1.0, 0.0, 0.0]])
+    p = masked_softmax(scores, valid)
+    assert torch.isfinite(p).all()
+    assert torch.allclose(p.sum(-1), torch.ones(2))
+    assert p[0, 2].item() == 0.0 and p[1, 2:].abs().sum().item() == 0.0
+    assert torch.allclose(p[1, :2], torch.softmax(torch.tensor([0.0, -2.0]), dim=-1))
+
+
 def test_default_student_size_and_bad_config():
     model = AimModel(ModelConfig(events=EVENTS))
     n = count_parameters(model)
