@@ -46,3 +46,25 @@ def test_onnx_step_matches_torch_over_a_stream(tmp_path):
     assert worst <= 1e-4
     for k in STATE_NAMES:
         assert np.abs(state_o[k] - state_t[k].numpy()).max() <= 1e-4, k
+
+
+def test_dynamic_int8_scales_weights_per_output_channel(tmp_path):
+    """Per-tensor weight scales flipped v0.8's speak-now decisions past the parity bar; every
+    quantized weight must carry one scale per output channel."""
+    from onnx import numpy_helper
+
+    from export.onnx_export import quantize_int8_dynamic
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(d_model=64, n_heads=4, n_layers=2, left_context=8, decide_context=10,
+                      events=("smoke_alarm", "siren"), dropout=0.0)
+    fp32 = export_step_onnx(AimModel(cfg).eval(), tmp_path / "step.onnx")
+    proto = onnx.load(str(quantize_int8_dynamic(fp32, tmp_path / "step.int8.onnx")))
+    inits = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
+    quantized = [n for n in inits if n.endswith("_quantized")]
+    assert len(quantized) >= 2 * cfg.n_layers  # qkv, out, ffn... of every block
+    for name in quantized:
+        scale = inits[name[: -len("_quantized")] + "_scale"]
+        assert scale.size == inits[name].shape[-1], name  # the speak head has 1 channel
+    wide = [n for n in quantized if inits[n[: -len("_quantized")] + "_scale"].size > 1]
+    assert len(wide) >= 2 * cfg.n_layers
