@@ -350,14 +350,17 @@ def engine_from_args(args: argparse.Namespace) -> Any:
     """The engine ``run`` and ``listen`` build from their shared options (model, backend,
     second pass and where its utterances end)."""
     from .engine import Engine
+    from .policy import PolicyConfig
 
     second_pass = _second_pass(args)
     endpoints = getattr(args, "endpoints", "student")
     if second_pass is None and endpoints == "silero":
         endpoints = "student"  # no second pass (none in the bundle, or --no-second-pass)
+    settings = getattr(args, "policy", None)
+    policy = PolicyConfig.parse_settings(settings) if settings else None
     return Engine.from_bundle(args.model, backend=args.backend, precision=args.precision,
                               threads=args.threads, providers=args.providers,
-                              second_pass=second_pass, endpoints=endpoints)
+                              second_pass=second_pass, endpoints=endpoints, policy=policy)
 
 
 def add_model_arguments(p: Any) -> None:
@@ -377,6 +380,12 @@ def add_model_arguments(p: Any) -> None:
                         " the fallback; needs onnxruntime-gpu)")
     p.add_argument("--instruction", default=None, metavar="TEXT",
                    help='what to listen for, e.g. "tell me if the doorbell rings"')
+    p.add_argument("--policy", action="append", default=None, metavar="FIELD=VALUE",
+                   help="decision policy setting, repeatable; wins over the bundle's: "
+                   "refractory_s=10 (seconds before a label alerts again), rearm_s=3, "
+                   "hysteresis=0.1, answer_refractory_s=2, endpoint_s=0.8, "
+                   "max_utterance_s=30, kws_threshold=0.5 (0 = spotter off), "
+                   "spoken_instructions=false, wake_phrases='hey aim,computer'")
     p.add_argument("--speak", action="store_true",
                    help="speak alerts and answers with espeak-ng")
     p.add_argument("--color", action=argparse.BooleanOptionalAction, default=None,

@@ -146,7 +146,8 @@ class Engine:
     """
 
     def __init__(self, bundle: Bundle, backend: Backend, *,
-                 encoder: InstructionEncoder | None = None, policy: PolicyConfig | None = None,
+                 encoder: InstructionEncoder | None = None,
+                 policy: PolicyConfig | Mapping[str, Any] | None = None,
                  second_pass: SecondPass | None = None,
                  answerer: Any = None,
                  ring: RingConfig | None = None, endpoints: str = "student",
@@ -157,7 +158,14 @@ class Engine:
         if self.encoder.dim != bundle.instruction_dim:
             raise BundleError(f"instruction encoder gives {self.encoder.dim} floats, the model"
                               f" takes instruction_dim = {bundle.instruction_dim}")
-        self.policy_config = policy or PolicyConfig()
+        # a mapping names the fields a user set: those win over the manifest's thresholds
+        # (hysteresis, refractory_s), which otherwise win over PolicyConfig's defaults
+        if isinstance(policy, Mapping):
+            self._policy_set = frozenset(policy)
+            self.policy_config = PolicyConfig.from_dict(dict(policy))
+        else:
+            self._policy_set = frozenset()
+            self.policy_config = policy or PolicyConfig()
         self.policy_config.validate()
         self.second_pass = second_pass
         if endpoints not in ENDPOINTS:
@@ -188,7 +196,8 @@ class Engine:
                     threads: int = 1, providers: Sequence[str] | str | None = None,
                     provider_options: Mapping[str, Mapping[str, Any]] | None = None,
                     cache_dir: str | Path | None = None, warmup: int | None = None,
-                    features: FbankConfig | None = None, policy: PolicyConfig | None = None,
+                    features: FbankConfig | None = None,
+                    policy: PolicyConfig | Mapping[str, Any] | None = None,
                     encoder: InstructionEncoder | None = None,
                     second_pass: SecondPass | None = None,
                     answerer: Any = None,
@@ -210,7 +219,10 @@ class Engine:
             TensorRT engine cache; ``warmup`` steps at load (default 1 CPU / 3 GPU).
         features : the front end the caller insists on; a bundle that differs is refused with
             the field named. None = use the bundle's own feature options.
-        policy : decision policy options; thresholds always come from the bundle.
+        policy : decision policy options; thresholds always come from the bundle. A
+            ``PolicyConfig`` yields to the manifest's ``thresholds.hysteresis`` /
+            ``refractory_s`` where it has them; a mapping of fields (``aim-edge run --policy``)
+            wins over the manifest for the fields it names.
         encoder : instruction encoder overriding the bundle's choice.
         second_pass : recogniser that rewrites final captions (:class:`SecondPass`).
         answerer : what fills ``answer`` events' text: an object with
@@ -304,7 +316,8 @@ class Engine:
             vocab=b.vocab, events=[e.name for e in b.events], intents=b.intents,
             safety=b.safety_events, speak_threshold=b.speak_threshold,
             event_thresholds=b.event_thresholds, config=self.policy_config,
-            refractory=b.per_label("refractory_s"), hysteresis=self._thr.get("hysteresis"),
+            refractory=None if "refractory_s" in self._policy_set else b.per_label("refractory_s"),
+            hysteresis=None if "hysteresis" in self._policy_set else self._thr.get("hysteresis"),
             confirm=b.confirm_chunks,
             aliases=self._aliases, answerer=self.answerer)
 

@@ -84,6 +84,7 @@ import numpy as np
 
 from .answer import AnswerContext, SoundSeen, call_answerer
 from .config import _Config, _is_real
+from .errors import ConfigError
 from .instructions import WAKE_PHRASES, InstructionMeaning, parse_instruction, strip_wake_phrase
 from .kws import DEFAULT_KWS_THRESHOLD, CtcKeywordSpotter
 from .metrics import TIME_EPS_S  # the evaluation mirror's tolerance: the two must agree
@@ -160,6 +161,39 @@ class PolicyConfig(_Config):
         if "wake_phrases" in data and isinstance(data["wake_phrases"], list):
             data["wake_phrases"] = tuple(data["wake_phrases"])
         return super().from_dict(data)
+
+    @classmethod
+    def parse_settings(cls, items: Sequence[str]) -> dict[str, Any]:
+        """``["refractory_s=10", "wake_phrases=hey aim,computer"]`` -> a validated field
+        mapping (``aim-edge run --policy``). Numbers for the numeric fields, true/false for
+        ``spoken_instructions``, comma-separated phrases for ``wake_phrases``."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        out: dict[str, Any] = {}
+        for item in items:
+            name, sep, text = item.partition("=")
+            name, text = name.strip(), text.strip()
+            if not sep or not name:
+                raise ConfigError(f"policy setting {item!r}: expected FIELD=VALUE, e.g. "
+                                  f"refractory_s=10; fields: {', '.join(fields)}")
+            if name not in fields:
+                raise ConfigError(f"policy setting {item!r}: unknown field {name!r}; fields: "
+                                  f"{', '.join(fields)}")
+            if name == "wake_phrases":
+                value: Any = tuple(p.strip() for p in text.split(","))
+            elif name == "spoken_instructions":
+                flag = text.lower()
+                if flag not in ("true", "false", "yes", "no", "1", "0", "on", "off"):
+                    raise ConfigError(f"policy setting {item!r}: expected true or false")
+                value = flag in ("true", "yes", "1", "on")
+            else:
+                try:
+                    value = float(text)
+                except ValueError:
+                    raise ConfigError(f"policy setting {item!r}: {name} takes a number, "
+                                      f"e.g. {name}={getattr(cls(), name)}") from None
+            out[name] = value
+        cls.from_dict(out)  # validates every value, naming the field and its range
+        return out
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

@@ -179,3 +179,12 @@ def test_engine_from_args_uses_silero_endpoints_only_with_a_second_pass(second_p
     kwargs = build.call_args.kwargs
     assert (kwargs["endpoints"], kwargs["second_pass"], kwargs["threads"]) == (
         expected, second_pass, 2)
+
+
+def test_run_takes_policy_settings_and_names_a_bad_one(runtime_small_bundle, wav, capsys):
+    base = ["run", str(wav), "--model", str(runtime_small_bundle), "--quiet"]
+    assert cli.main([*base, "--policy", "refractory_s=10", "--policy", "kws_threshold=0"]) == 0
+    assert cli.main([*base, "--policy", "refractory=10"]) == 1
+    err = capsys.readouterr().err
+    assert "policy setting 'refractory=10': unknown field 'refractory'" in err
+    assert "refractory_s" in err and "Traceback" not in err

@@ -28,9 +28,11 @@ from aim_edge.errors import (
     AudioTypeError,
     BackendUnavailableError,
     BundleError,
+    ConfigError,
     OptionalDependencyError,
 )
 from aim_edge.features import compute_fbank
+from aim_edge.policy import PolicyConfig
 
 HEADS = ("ctc_logprobs", "speak_logit", "intent_logits", "event_logits")
 
@@ -281,8 +283,6 @@ def test_importing_the_runtime_needs_no_optional_backend():
 
 
 def test_unknown_backend_and_missing_gpu_provider(runtime_small_bundle):
-    from aim_edge.errors import ConfigError
-
     with pytest.raises(ConfigError, match="backend = 'tensorflow'"):
         Engine.from_bundle(runtime_small_bundle, backend="tensorflow")
     with pytest.raises(BackendUnavailableError, match="onnxruntime-gpu"):
@@ -605,3 +605,38 @@ def test_engine_with_a_scripted_backend_closes_it(runtime_fake_bundle):
             stream.decode()
         assert stream.state["h"][0, 0] == 6.0  # state handed from chunk to chunk
     assert be.closed
+
+
+def test_policy_settings_from_the_command_line_win_over_the_manifest(runtime_small_bundle,
+                                                                     tmp_path):
+    path = copy_bundle(runtime_small_bundle, tmp_path / "b")
+    m = json.loads((path / "manifest.json").read_text())
+    m["thresholds"]["hysteresis"] = 0.2
+    m["thresholds"]["refractory_s"] = 7.0
+    (path / "manifest.json").write_text(json.dumps(m))
+    # a PolicyConfig yields to the bundle's own numbers ...
+    p = Engine.from_bundle(path, policy=PolicyConfig(refractory_s=9.0)).new_policy()
+    assert p.hysteresis == 0.2 and set(p.refractory.tolist()) == {7.0}
+    # ... fields the user named (aim-edge run --policy) win, the others still come from it
+    settings = PolicyConfig.parse_settings(["refractory_s=9", "kws_threshold=0.3"])
+    assert settings == {"refractory_s": 9.0, "kws_threshold": 0.3}
+    p = Engine.from_bundle(path, policy=settings).new_policy()
+    assert set(p.refractory.tolist()) == {9.0} and p.keyword_refractory == 9.0
+    assert p.hysteresis == 0.2 and p.config.kws_threshold == 0.3
+    p = Engine.from_bundle(path, policy={"hysteresis": 0.05}).new_policy()
+    assert p.hysteresis == 0.05 and set(p.refractory.tolist()) == {7.0}
+
+
+def test_policy_settings_name_the_bad_value():
+    parse = PolicyConfig.parse_settings
+    assert parse(["wake_phrases=hey aim, computer", "spoken_instructions=off"]) == {
+        "wake_phrases": ("hey aim", "computer"), "spoken_instructions": False}
+    for bad, match in ((["refractory=3"], "unknown field 'refractory'; fields: hysteresis"),
+                       (["refractory_s"], "expected FIELD=VALUE"),
+                       (["refractory_s=soon"], "refractory_s takes a number"),
+                       (["refractory_s=-1"], r"policy.refractory_s = -1.0 is invalid"),
+                       (["kws_threshold=2"], r"a number in \[0, 1\]"),
+                       (["spoken_instructions=maybe"], "expected true or false"),
+                       (["wake_phrases=hey aim,,"], "wake_phrases")):
+        with pytest.raises(ConfigError, match=match):
+            parse(bad)
