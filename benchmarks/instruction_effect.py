@@ -1,0 +1,105 @@
+"""Does the instruction in force move the event head?
+
+    python -m benchmarks.instruction_effect --split P/dev2.npz [--checkpoint CKPT] [--bundle DIR]
+
+The decide head's query carries the instruction embedding, and the event head reads the same
+query, so what the user asked for can change whether a sound is detected. This scores a
+checkpoint (fp32, the strict full-sequence graph: what the runtime computes) on a packed split
+twice, with the scenes' own instructions and with none (the zero embedding the runtime uses when
+it hears none), the way the runtime alerts: the bundle's thresholds and confirmations,
+hysteresis 0.1, refractory 5 s, re-arm 3 s. Prints tp/fn/fp per label and macro F1 over the
+labels the split holds; ``--json`` writes them. Needs the export extra (torch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_CHECKPOINT = "export/checkpoints/student-v0.8.npz"
+DEFAULT_BUNDLE = "aim_edge/models/default"
+
+
+def score(streams, outs, labels, thresholds, confirm) -> dict[str, list[int]]:
+    """Runtime-like tp/fn/fp per label."""
+    from aim_edge.metrics import score_events
+    from benchmarks.eval.runtime import event_detections
+    from calibration.metrics import decision_time
+
+    counts = {}
+    for i, label in enumerate(labels):
+        tp = fn = fp = 0
+        for s, o in zip(streams, outs, strict=True):
+            t = decision_time(np.arange(s.n_chunks))
+            det = event_detections(o["events"][:, i], t, thresholds[label], 0.1, 5.0, 0.16,
+                                   3.0, confirm.get(label, 1))
+            r = score_events(s.record["events"], det, label)
+            tp, fn, fp = tp + r["tp"], fn + r["fn"], fp + r["fp"]
+        counts[label] = [tp, fn, fp]
+    return counts
+
+
+def macro_f1(counts: dict[str, list[int]]) -> float | None:
+    """Over the labels the split holds; None when it holds none."""
+    present = [c for c in counts.values() if c[0] + c[1] > 0]
+    if not present:
+        return None
+    return float(np.mean([2 * tp / max(1, 2 * tp + fn + fp) for tp, fn, fp in present]))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.instruction_effect",
+                                description=__doc__.split("\n\n")[0])
+    p.add_argument("--split", required=True, type=Path, help="export.pack .npz (or folder)")
+    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, type=Path)
+    p.add_argument("--bundle", default=DEFAULT_BUNDLE, type=Path,
+                   help="whose thresholds and confirmations to use (default: the shipped one)")
+    p.add_argument("--json", type=Path, help="also write the counts here")
+    args = p.parse_args(argv)
+    for path in (args.split, args.checkpoint, args.bundle / "manifest.json"):
+        if not path.exists():
+            p.error(f"{path} does not exist")
+    try:
+        from export.bundle import load_checkpoint
+        from export.evaluate import run_model
+        from export.targets import load_split
+    except ImportError as exc:
+        p.error(f"needs the export extra (torch): pip install -e .[export] ({exc})")
+    model, _ = load_checkpoint(args.checkpoint)
+    manifest = json.loads((args.bundle / "manifest.json").read_text())["thresholds"]
+    labels = list(model.cfg.events)
+    missing = sorted(set(labels) - set(manifest["events"]))
+    if missing:
+        p.error(f"{args.bundle} has no thresholds for {missing}: a bundle of another model?")
+    streams, _, _ = load_split(args.split)
+    result = {"split": str(args.split), "checkpoint": str(args.checkpoint)}
+    for mode in ("with", "none"):
+        ss = copy.deepcopy(streams)
+        if mode == "none":
+            for s in ss:
+                s.instruction_ids[:] = 0
+        counts = score(ss, run_model(model, ss, 2), labels, manifest["events"],
+                       manifest.get("confirm_chunks") or {})
+        result[mode] = {"macro_f1": macro_f1(counts), "tp_fn_fp": counts}
+    def fmt(f1: float | None) -> str:
+        return "- (the split holds no labelled event)" if f1 is None else f"{f1:.3f}"
+
+    print(f"macro F1: with the scenes' instructions {fmt(result['with']['macro_f1'])}, "
+          f"with none {fmt(result['none']['macro_f1'])}")
+    print(f"{'label':16s} {'with: tp/fn/fp':>16s} {'none: tp/fn/fp':>16s}")
+    for label in labels:
+        w, n = result["with"]["tp_fn_fp"][label], result["none"]["tp_fn_fp"][label]
+        print(f"{label:16s} {'/'.join(map(str, w)):>16s} {'/'.join(map(str, n)):>16s}")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
