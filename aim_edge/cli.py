@@ -385,7 +385,9 @@ def add_model_arguments(p: Any) -> None:
                    "refractory_s=10 (seconds before a label alerts again), rearm_s=3, "
                    "hysteresis=0.1, answer_refractory_s=2, endpoint_s=0.8, "
                    "max_utterance_s=30, kws_threshold=0.5 (0 = spotter off), "
-                   "spoken_instructions=false, wake_phrases='hey aim,computer'")
+                   "spoken_instructions=false, wake_phrases='hey aim,computer', "
+                   "safety_without_instruction=false (one model step per chunk, but an "
+                   "instruction may then hide a safety sound)")
     p.add_argument("--speak", action="store_true",
                    help="speak alerts and answers with espeak-ng")
     p.add_argument("--color", action=argparse.BooleanOptionalAction, default=None,

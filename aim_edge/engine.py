@@ -460,6 +460,10 @@ class Stream:
         self._embedding = np.zeros(b.instruction_dim, np.float32)
         self._instruction = ""
         self.policy = self.engine.new_policy()
+        names = [e.name for e in b.events]
+        self._safety_idx = np.array(
+            [names.index(n) for n in b.safety_events]
+            if self.engine.policy_config.safety_without_instruction else [], np.intp)
         # with a second pass, "hey aim ..." is read from its text, not the student's draft
         self.policy.defer_wake = self.engine.second_pass is not None
         self._spoken: list[str] = []
@@ -743,6 +747,18 @@ class Stream:
             out.append(ev)
         return out
 
+    def _safety_without_instruction(self, feeds: dict[str, np.ndarray],
+                                    out: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Safety labels take the higher of their scores with and without the instruction
+        (``PolicyConfig.safety_without_instruction``). The model state does not depend on the
+        instruction, so the second step's new state is the first's and is dropped."""
+        plain = self.engine.backend.run({**feeds, "instruction": np.zeros_like(
+            feeds["instruction"])})
+        events = np.array(out["event_logits"], copy=True)
+        idx = self._safety_idx
+        events[..., idx] = np.maximum(events[..., idx], plain["event_logits"][..., idx])
+        return {**out, "event_logits": events}
+
     def decide(self, work: _Work) -> list[dict[str, Any]]:
         """Decide stage: model step + policy for one chunk; returns un-stamped events."""
         timing = work.timing
@@ -750,6 +766,8 @@ class Stream:
         events = self._apply_instructions(work.info.end_s)
         feeds = {"fbank": work.fbank[None], "instruction": self._embedding[None], **self._state}
         out = self.engine.backend.run(feeds)
+        if self._safety_idx.size and self._embedding.any():
+            out = self._safety_without_instruction(feeds, out)
         timing.t_model = _now()
         self._state = {name: out[f"new_{name}"] for name in self.engine.state_names}
         if self.record_outputs:

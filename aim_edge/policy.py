@@ -122,6 +122,14 @@ class PolicyConfig(_Config):
     kws_threshold : float
         Letter-posterior mean at which the CTC keyword spotter fires a watched keyword
         (0 = spotter off, captions only); see ``benchmarks/results/kws.json`` for the trade-off.
+    safety_without_instruction : bool
+        While an instruction is in force, run the model a second time per chunk without it and
+        give each safety label the higher of the two scores: the event head reads the
+        instruction, and an unrelated one could hide a safety sound (v0.8 on the demo scene:
+        a glass break at p 0.958 fell to 0.104 under "if the bell chimes or you hear a siren,
+        let me know"; on dev2 it kept 2 smoke and 3 CO alarms for 1 more false alert,
+        ``benchmarks/results/model.json`` -> ``instruction_effect_on_events_v0_8``). Costs one
+        more model step per chunk while an instruction is active.
     """
 
     _name: ClassVar[str] = "policy"
@@ -135,6 +143,7 @@ class PolicyConfig(_Config):
     wake_phrases: tuple[str, ...] = WAKE_PHRASES
     spoken_instructions: bool = True
     kws_threshold: float = DEFAULT_KWS_THRESHOLD
+    safety_without_instruction: bool = True
 
     def validate(self) -> None:
         if not _is_real(self.hysteresis) or not 0.0 <= self.hysteresis < 1.0:
@@ -150,8 +159,9 @@ class PolicyConfig(_Config):
         if isinstance(self.wake_phrases, str) or not all(
                 isinstance(p, str) and p.strip() for p in self.wake_phrases):
             self._fail("wake_phrases", self.wake_phrases, "a tuple of non-empty strings")
-        if not isinstance(self.spoken_instructions, bool):
-            self._fail("spoken_instructions", self.spoken_instructions, "True or False")
+        for name in ("spoken_instructions", "safety_without_instruction"):
+            if not isinstance(getattr(self, name), bool):
+                self._fail(name, getattr(self, name), "True or False")
         if not _is_real(self.kws_threshold) or not 0.0 <= self.kws_threshold <= 1.0:
             self._fail("kws_threshold", self.kws_threshold, "a number in [0, 1] (0 = off)")
 
@@ -166,7 +176,7 @@ class PolicyConfig(_Config):
     def parse_settings(cls, items: Sequence[str]) -> dict[str, Any]:
         """``["refractory_s=10", "wake_phrases=hey aim,computer"]`` -> a validated field
         mapping (``aim-edge run --policy``). Numbers for the numeric fields, true/false for
-        ``spoken_instructions``, comma-separated phrases for ``wake_phrases``."""
+        the switches, comma-separated phrases for ``wake_phrases``."""
         fields = {f.name: f for f in dataclasses.fields(cls)}
         out: dict[str, Any] = {}
         for item in items:
@@ -180,7 +190,7 @@ class PolicyConfig(_Config):
                                   f"{', '.join(fields)}")
             if name == "wake_phrases":
                 value: Any = tuple(p.strip() for p in text.split(","))
-            elif name == "spoken_instructions":
+            elif fields[name].type in (bool, "bool"):
                 flag = text.lower()
                 if flag not in ("true", "false", "yes", "no", "1", "0", "on", "off"):
                     raise ConfigError(f"policy setting {item!r}: expected true or false")

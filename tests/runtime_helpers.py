@@ -79,7 +79,9 @@ class ScriptedBackend:
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         import time
 
-        i = self.calls
+        # the chunk this call decides: the ``h`` state counts them (a stream may run the model
+        # twice for one chunk: PolicyConfig.safety_without_instruction)
+        i = int(np.asarray(feeds["h"]).flat[0]) if "h" in feeds else self.calls
         self.calls += 1
         if self.fail_at is not None and i == self.fail_at:
             raise RuntimeError(f"scripted failure at chunk {i}")

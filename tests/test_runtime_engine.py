@@ -631,6 +631,7 @@ def test_policy_settings_name_the_bad_value():
     parse = PolicyConfig.parse_settings
     assert parse(["wake_phrases=hey aim, computer", "spoken_instructions=off"]) == {
         "wake_phrases": ("hey aim", "computer"), "spoken_instructions": False}
+    assert parse(["safety_without_instruction=no"]) == {"safety_without_instruction": False}
     for bad, match in ((["refractory=3"], "unknown field 'refractory'; fields: hysteresis"),
                        (["refractory_s"], "expected FIELD=VALUE"),
                        (["refractory_s=soon"], "refractory_s takes a number"),

@@ -637,3 +637,41 @@ def test_a_question_the_model_already_answered_is_not_answered_again_by_the_seco
     final = [e for e in events if e["type"] == "caption" and e["final"]]
     assert len(final) == 1 and final[0]["second_pass"]
     assert not [k for k in final[0] if k.startswith("_")]  # no private keys leak out
+
+
+def test_an_instruction_cannot_hide_a_safety_sound(runtime_fake_bundle):
+    """The event head reads the instruction; an unrelated one must not silence a safety label
+    (v0.8 lost a glass break on the demo scene under a bell/siren instruction). The stream runs
+    the model a second time without the instruction and keeps the safety labels' higher score;
+    other labels keep what the instruction gives them."""
+    def script(chunk, feeds):
+        if 10 <= chunk < 14:
+            heard = 0.95 if not feeds["instruction"].any() else 0.05
+            return {"events": {"smoke_alarm": heard, "doorbell": heard}}
+        return {}
+
+    class OnesEncoder:  # any instruction -> a non-zero embedding (the fake bundle has none)
+        kind, note, dim = "ones", "", 8
+
+        def encode(self, text):
+            return np.full(self.dim, 1.0 if text else 0.0, np.float32)
+
+    def run(**kw):
+        bundle = load_bundle(runtime_fake_bundle)
+        be = ScriptedBackend(bundle, script)
+        engine = Engine.from_bundle(bundle, backend=be, encoder=OnesEncoder(), **kw)
+        _, events = run_chunks(engine, 30, instruction="tell me if the doorbell rings")
+        return events, be
+
+    events, be = run()
+    smoke = alerts(events, "smoke_alarm")
+    assert [round(a["t"], 3) for a in smoke] == [round(chunk_end_s(10), 3)]
+    assert alerts(events, "doorbell") == []  # not a safety label: the instruction's score stands
+    assert be.calls == 60  # two steps per chunk while the instruction is in force
+    events, be = run(policy={"safety_without_instruction": False})
+    assert alerts(events, "smoke_alarm") == [] and be.calls == 30
+    # without an instruction there is nothing to undo: one step per chunk
+    bundle = load_bundle(runtime_fake_bundle)
+    be = ScriptedBackend(bundle, script)
+    _, events = run_chunks(Engine.from_bundle(bundle, backend=be, encoder=OnesEncoder()), 30)
+    assert len(alerts(events, "smoke_alarm")) == 1 and be.calls == 30
