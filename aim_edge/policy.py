@@ -100,10 +100,12 @@ class PolicyConfig(_Config):
     ----------
     hysteresis : float
         ``off = on - hysteresis`` for every label and speak-now (manifest
-        ``thresholds.hysteresis`` wins when present).
+        ``thresholds.hysteresis`` wins when present, unless the engine got this field by name:
+        ``Engine.from_bundle(policy={...})``, ``aim-edge run --policy``).
     refractory_s : float
         Seconds after an alert during which the same label does not alert again (manifest
-        ``thresholds.refractory_s``, a number or ``{label: seconds}``, wins per label).
+        ``thresholds.refractory_s``, a number or ``{label: seconds}``, wins per label, unless
+        the field was given by name as for ``hysteresis``).
     rearm_s : float
         Seconds a label must stay inactive before its next activation is a new sound that may
         alert again; a shorter pause continues the same sound (0 = every activation is new).
@@ -195,12 +197,17 @@ class PolicyConfig(_Config):
                 if flag not in ("true", "false", "yes", "no", "1", "0", "on", "off"):
                     raise ConfigError(f"policy setting {item!r}: expected true or false")
                 value = flag in ("true", "yes", "1", "on")
-            else:
+            elif fields[name].type in (float, "float"):
                 try:
                     value = float(text)
                 except ValueError:
                     raise ConfigError(f"policy setting {item!r}: {name} takes a number, "
                                       f"e.g. {name}={getattr(cls(), name)}") from None
+            else:  # a field added without a parser here: refuse rather than guess
+                raise ConfigError(f"policy setting {item!r}: {name} cannot be set from the "
+                                  "command line")
+            if name in out:
+                raise ConfigError(f"policy setting {item!r}: {name} is given twice")
             out[name] = value
         cls.from_dict(out)  # validates every value, naming the field and its range
         return out

@@ -6,9 +6,10 @@ The decide head's query carries the instruction embedding, and the event head re
 query, so what the user asked for can change whether a sound is detected. This scores a
 checkpoint (fp32, the strict full-sequence graph: what the runtime computes) on a packed split
 twice, with the scenes' own instructions and with none (the zero embedding the runtime uses when
-it hears none), the way the runtime alerts: the bundle's thresholds and confirmations,
-hysteresis 0.1, refractory 5 s, re-arm 3 s. Prints tp/fn/fp per label and macro F1 over the
-labels the split holds; ``--json`` writes them. Needs the export extra (torch).
+it hears none), the way the runtime alerts: the bundle's thresholds, confirmations, hysteresis
+and refractory times (``PolicyConfig``'s defaults where the manifest has none) and the re-arm
+gap. Prints tp/fn/fp per label and macro F1 over the labels the split holds; ``--json`` writes
+them. Needs the export extra (torch).
 """
 
 from __future__ import annotations
@@ -22,23 +23,30 @@ from pathlib import Path
 
 import numpy as np
 
-DEFAULT_CHECKPOINT = "export/checkpoints/student-v0.8.npz"
-DEFAULT_BUNDLE = "aim_edge/models/default"
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CHECKPOINT = ROOT / "export/checkpoints/student-v0.8.npz"
+DEFAULT_BUNDLE = ROOT / "aim_edge/models/default"
 
 
-def score(streams, outs, labels, thresholds, confirm) -> dict[str, list[int]]:
-    """Runtime-like tp/fn/fp per label."""
+def score(streams, outs, labels, bundle) -> dict[str, list[int]]:
+    """Runtime-like tp/fn/fp per label, with ``bundle``'s alert rules."""
     from aim_edge.metrics import score_events
+    from aim_edge.policy import PolicyConfig
     from benchmarks.eval.runtime import event_detections
-    from calibration.metrics import decision_time
+    from calibration.metrics import CHUNK_S, decision_time
 
+    policy = PolicyConfig()
+    hysteresis = bundle.manifest.get("thresholds", {}).get("hysteresis", policy.hysteresis)
+    refractory = bundle.per_label("refractory_s")
+    confirm = bundle.confirm_chunks
     counts = {}
     for i, label in enumerate(labels):
         tp = fn = fp = 0
         for s, o in zip(streams, outs, strict=True):
             t = decision_time(np.arange(s.n_chunks))
-            det = event_detections(o["events"][:, i], t, thresholds[label], 0.1, 5.0, 0.16,
-                                   3.0, confirm.get(label, 1))
+            det = event_detections(o["events"][:, i], t, bundle.event_thresholds[label],
+                                   hysteresis, refractory.get(label, policy.refractory_s),
+                                   CHUNK_S, policy.rearm_s, confirm.get(label, 1))
             r = score_events(s.record["events"], det, label)
             tp, fn, fp = tp + r["tp"], fn + r["fn"], fp + r["fp"]
         counts[label] = [tp, fn, fp]
@@ -66,17 +74,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not path.exists():
             p.error(f"{path} does not exist")
     try:
+        from aim_edge.bundle import load_bundle
         from export.bundle import load_checkpoint
         from export.evaluate import run_model
         from export.targets import load_split
     except ImportError as exc:
         p.error(f"needs the export extra (torch): pip install -e .[export] ({exc})")
     model, _ = load_checkpoint(args.checkpoint)
-    manifest = json.loads((args.bundle / "manifest.json").read_text())["thresholds"]
+    from aim_edge.errors import AimEdgeError
+
+    try:
+        bundle = load_bundle(args.bundle)
+    except AimEdgeError as exc:
+        p.error(f"{args.bundle}: {exc}")
     labels = list(model.cfg.events)
-    missing = sorted(set(labels) - set(manifest["events"]))
+    missing = sorted(set(labels) - {e.name for e in bundle.events})
     if missing:
-        p.error(f"{args.bundle} has no thresholds for {missing}: a bundle of another model?")
+        p.error(f"{args.bundle} has no event label(s) {missing} of {args.checkpoint}: a bundle "
+                "of another model? (--bundle)")
     streams, _, _ = load_split(args.split)
     result = {"split": str(args.split), "checkpoint": str(args.checkpoint)}
     for mode in ("with", "none"):
@@ -84,8 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if mode == "none":
             for s in ss:
                 s.instruction_ids[:] = 0
-        counts = score(ss, run_model(model, ss, 2), labels, manifest["events"],
-                       manifest.get("confirm_chunks") or {})
+        counts = score(ss, run_model(model, ss, 2), labels, bundle)
         result[mode] = {"macro_f1": macro_f1(counts), "tp_fn_fp": counts}
     def fmt(f1: float | None) -> str:
         return "- (the split holds no labelled event)" if f1 is None else f"{f1:.3f}"

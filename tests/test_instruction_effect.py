@@ -11,18 +11,29 @@ import pytest
 pytest.importorskip("torch", reason="torch is needed to run a checkpoint: pip install -e .[export]")
 from test_eval_harness import _tiny_split  # noqa: E402
 
+import export.evaluate  # noqa: E402
 from aim_edge import bundles  # noqa: E402
 from benchmarks.instruction_effect import DEFAULT_CHECKPOINT, main  # noqa: E402
 
 
-def test_counts_with_and_without_the_instruction(tmp_path, capsys):
+def test_counts_with_and_without_the_instruction(tmp_path, capsys, monkeypatch):
     if bundles.default_bundle_path() is None:
         pytest.skip("no default bundle in aim_edge/models/default (the shipped model)")
     _tiny_split(tmp_path / "dev")
+    seen = []  # per run_model call: does any chunk carry an instruction?
+    real = export.evaluate.run_model
+
+    def spy(model, streams, threads=2):
+        seen.append(any(s.instruction_ids.any() for s in streams))
+        return real(model, streams, threads)
+
+    monkeypatch.setattr(export.evaluate, "run_model", spy)
+    monkeypatch.chdir(tmp_path)  # the defaults do not depend on the working directory
     out = tmp_path / "effect.json"
     assert main(["--split", str(tmp_path / "dev"), "--json", str(out)]) == 0
+    assert seen == [True, False]  # the scene's instruction, then none
     res = json.loads(out.read_text())
-    assert res["checkpoint"] == DEFAULT_CHECKPOINT
+    assert res["checkpoint"] == str(DEFAULT_CHECKPOINT)
     for mode in ("with", "none"):
         counts = res[mode]["tp_fn_fp"]
         assert "siren" in counts and len(counts) == 14
@@ -42,8 +53,13 @@ def test_a_bundle_of_another_model_is_refused(tmp_path, capsys):
     other = tmp_path / "other"
     shutil.copytree(src, other)
     m = json.loads((other / "manifest.json").read_text())
-    del m["thresholds"]["events"]["siren"]
+    for e in m["labels"]["events"]:
+        if e["name"] == "siren":
+            e["name"] = "police_siren"
+    m["thresholds"]["events"]["police_siren"] = m["thresholds"]["events"].pop("siren")
+    m["thresholds"]["confirm_chunks"]["police_siren"] = m["thresholds"]["confirm_chunks"].pop(
+        "siren")
     (other / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(SystemExit):
         main(["--split", str(tmp_path / "dev"), "--bundle", str(other)])
-    assert "no thresholds for ['siren']" in capsys.readouterr().err
+    assert "has no event label(s) ['siren']" in capsys.readouterr().err

@@ -638,6 +638,7 @@ def test_policy_settings_name_the_bad_value():
                        (["refractory_s=-1"], r"policy.refractory_s = -1.0 is invalid"),
                        (["kws_threshold=2"], r"a number in \[0, 1\]"),
                        (["spoken_instructions=maybe"], "expected true or false"),
-                       (["wake_phrases=hey aim,,"], "wake_phrases")):
+                       (["wake_phrases=hey aim,,"], "wake_phrases"),
+                       (["rearm_s=1", "rearm_s=2"], "rearm_s is given twice")):
         with pytest.raises(ConfigError, match=match):
             parse(bad)

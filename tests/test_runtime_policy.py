@@ -668,6 +668,7 @@ def test_an_instruction_cannot_hide_a_safety_sound(runtime_fake_bundle):
     assert [round(a["t"], 3) for a in smoke] == [round(chunk_end_s(10), 3)]
     assert alerts(events, "doorbell") == []  # not a safety label: the instruction's score stands
     assert be.calls == 60  # two steps per chunk while the instruction is in force
+    assert len(be.instructions) == 30 and all(v.any() for v in be.instructions)
     events, be = run(policy={"safety_without_instruction": False})
     assert alerts(events, "smoke_alarm") == [] and be.calls == 30
     # without an instruction there is nothing to undo: one step per chunk
