@@ -20,6 +20,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,37 +29,23 @@ DEFAULT_CHECKPOINT = ROOT / "export/checkpoints/student-v0.8.npz"
 DEFAULT_BUNDLE = ROOT / "aim_edge/models/default"
 
 
-def score(streams, outs, labels, bundle) -> dict[str, list[int]]:
-    """Runtime-like tp/fn/fp per label, with ``bundle``'s alert rules."""
-    from aim_edge.metrics import score_events
-    from aim_edge.policy import PolicyConfig
-    from benchmarks.eval.runtime import event_detections
-    from calibration.metrics import CHUNK_S, decision_time
+def score(streams, outs, labels: Sequence[str], engine) -> dict[str, Any]:
+    """Per-label P/R/F1 (with tp/fp/fn) and macro F1 of the alerts ``engine``'s policy raises
+    on ``outs`` (``run_model``'s probabilities, columns in ``labels`` order): the rules and the
+    scoring of ``benchmarks.eval``."""
+    from types import SimpleNamespace
 
-    policy = PolicyConfig()
-    hysteresis = bundle.manifest.get("thresholds", {}).get("hysteresis", policy.hysteresis)
-    refractory = bundle.per_label("refractory_s")
-    confirm = bundle.confirm_chunks
-    counts = {}
-    for i, label in enumerate(labels):
-        tp = fn = fp = 0
-        for s, o in zip(streams, outs, strict=True):
-            t = decision_time(np.arange(s.n_chunks))
-            det = event_detections(o["events"][:, i], t, bundle.event_thresholds[label],
-                                   hysteresis, refractory.get(label, policy.refractory_s),
-                                   CHUNK_S, policy.rearm_s, confirm.get(label, 1))
-            r = score_events(s.record["events"], det, label)
-            tp, fn, fp = tp + r["tp"], fn + r["fn"], fp + r["fp"]
-        counts[label] = [tp, fn, fp]
-    return counts
+    from benchmarks.eval.runtime import policy_detections, score_event_set
+    from calibration.metrics import decision_time
 
-
-def macro_f1(counts: dict[str, list[int]]) -> float | None:
-    """Over the labels the split holds; None when it holds none."""
-    present = [c for c in counts.values() if c[0] + c[1] > 0]
-    if not present:
-        return None
-    return float(np.mean([2 * tp / max(1, 2 * tp + fn + fp) for tp, fn, fp in present]))
+    pol = engine.new_policy()
+    cols = [labels.index(label) for label in pol.events]
+    scenes_dets = [(SimpleNamespace(events=s.record["events"]),
+                    policy_detections(pol, o["events"][:, cols],
+                                      decision_time(np.arange(s.n_chunks)),
+                                      engine.bundle.chunk_seconds))
+                   for s, o in zip(streams, outs, strict=True)]
+    return score_event_set(scenes_dets, pol.events)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -74,24 +61,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not path.exists():
             p.error(f"{path} does not exist")
     try:
-        from aim_edge.bundle import load_bundle
         from export.bundle import load_checkpoint
         from export.evaluate import run_model
         from export.targets import load_split
     except ImportError as exc:
         p.error(f"needs the export extra (torch): pip install -e .[export] ({exc})")
-    model, _ = load_checkpoint(args.checkpoint)
+    from aim_edge.engine import Engine
     from aim_edge.errors import AimEdgeError
 
+    model, _ = load_checkpoint(args.checkpoint)
     try:
-        bundle = load_bundle(args.bundle)
+        engine = Engine.from_bundle(args.bundle)
     except AimEdgeError as exc:
         p.error(f"{args.bundle}: {exc}")
     labels = list(model.cfg.events)
-    missing = sorted(set(labels) - {e.name for e in bundle.events})
-    if missing:
-        p.error(f"{args.bundle} has no event label(s) {missing} of {args.checkpoint}: a bundle "
-                "of another model? (--bundle)")
+    bundle_labels = [e.name for e in engine.bundle.events]
+    missing = sorted(set(labels) - set(bundle_labels))
+    extra = sorted(set(bundle_labels) - set(labels))
+    if missing or extra:
+        p.error(f"{args.bundle} has no event label(s) {missing} of {args.checkpoint}"
+                + (f" and others it lacks {extra}" if extra else "")
+                + ": a bundle of another model? (--bundle)")
     streams, _, _ = load_split(args.split)
     result = {"split": str(args.split), "checkpoint": str(args.checkpoint)}
     for mode in ("with", "none"):
@@ -99,17 +89,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if mode == "none":
             for s in ss:
                 s.instruction_ids[:] = 0
-        counts = score(ss, run_model(model, ss, 2), labels, bundle)
-        result[mode] = {"macro_f1": macro_f1(counts), "tp_fn_fp": counts}
+        result[mode] = score(ss, run_model(model, ss, 2), labels, engine)
+
     def fmt(f1: float | None) -> str:
         return "- (the split holds no labelled event)" if f1 is None else f"{f1:.3f}"
+
+    def counts(mode: str, label: str) -> str:
+        c = result[mode]["per_class"][label]
+        return f"{c['tp']}/{c['fn']}/{c['fp']}"
 
     print(f"macro F1: with the scenes' instructions {fmt(result['with']['macro_f1'])}, "
           f"with none {fmt(result['none']['macro_f1'])}")
     print(f"{'label':16s} {'with: tp/fn/fp':>16s} {'none: tp/fn/fp':>16s}")
-    for label in labels:
-        w, n = result["with"]["tp_fn_fp"][label], result["none"]["tp_fn_fp"][label]
-        print(f"{label:16s} {'/'.join(map(str, w)):>16s} {'/'.join(map(str, n)):>16s}")
+    for label in bundle_labels:
+        print(f"{label:16s} {counts('with', label):>16s} {counts('none', label):>16s}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n")
     return 0

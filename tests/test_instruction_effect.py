@@ -35,11 +35,11 @@ def test_counts_with_and_without_the_instruction(tmp_path, capsys, monkeypatch):
     res = json.loads(out.read_text())
     assert res["checkpoint"] == str(DEFAULT_CHECKPOINT)
     for mode in ("with", "none"):
-        counts = res[mode]["tp_fn_fp"]
+        counts = {label: (c["tp"], c["fn"]) for label, c in res[mode]["per_class"].items()}
         assert "siren" in counts and len(counts) == 14
-        tp, fn, _ = counts["siren"]
+        tp, fn = counts["siren"]
         assert tp + fn == 1  # the one labelled siren, found or missed
-        assert all(tp + fn == 0 for label, (tp, fn, _) in counts.items() if label != "siren")
+        assert all(tp + fn == 0 for label, (tp, fn) in counts.items() if label != "siren")
         assert 0.0 <= res[mode]["macro_f1"] <= 1.0
     text = capsys.readouterr().out
     assert "with the scenes' instructions" in text and "siren" in text

@@ -151,10 +151,17 @@ def runtime_detections(engine: Any, run: SceneRun, *, confirm_chunks: int | None
     engine builds (bundle thresholds, hysteresis, per-label refractory time and confirmation,
     one alert per sound: ``rearm_s``); ``confirm_chunks`` replaces every label's confirmation
     (``python -m export.confirm`` tries each)."""
-    pol = engine.new_policy()
-    return {label: event_detections(run.p_events[:, i], run.t, float(pol.on[i]), pol.hysteresis,
-                                    float(pol.refractory[i]), engine.bundle.chunk_seconds,
-                                    pol.config.rearm_s,
+    return policy_detections(engine.new_policy(), run.p_events, run.t,
+                             engine.bundle.chunk_seconds, confirm_chunks=confirm_chunks)
+
+
+def policy_detections(pol: Any, p_events: np.ndarray, t: np.ndarray, chunk_s: float, *,
+                      confirm_chunks: int | None = None) -> dict[str, list[tuple[float, float]]]:
+    """Alerts of each label of ``pol`` (a ``DecisionPolicy``: thresholds, hysteresis,
+    refractory, re-arm gap, confirmation) on ``p_events`` (chunks, labels in ``pol.events``
+    order) decided at times ``t``."""
+    return {label: event_detections(p_events[:, i], t, float(pol.on[i]), pol.hysteresis,
+                                    float(pol.refractory[i]), chunk_s, pol.config.rearm_s,
                                     int(pol.confirm[i]) if confirm_chunks is None
                                     else confirm_chunks)
             for i, label in enumerate(pol.events)}
