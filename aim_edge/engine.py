@@ -167,6 +167,10 @@ class Engine:
             self._policy_set = frozenset()
             self.policy_config = policy or PolicyConfig()
         self.policy_config.validate()
+        #: event columns re-scored without the instruction (empty: off or no safety label)
+        self.safety_recheck = np.array(
+            [i for i, e in enumerate(bundle.events) if e.safety]
+            if self.policy_config.safety_without_instruction else [], np.intp)
         self.second_pass = second_pass
         if endpoints not in ENDPOINTS:
             raise ConfigError(f"endpoints = {endpoints!r}: expected one of {ENDPOINTS}")
@@ -460,10 +464,6 @@ class Stream:
         self._embedding = np.zeros(b.instruction_dim, np.float32)
         self._instruction = ""
         self.policy = self.engine.new_policy()
-        names = [e.name for e in b.events]
-        self._safety_idx = np.array(
-            [names.index(n) for n in b.safety_events]
-            if self.engine.policy_config.safety_without_instruction else [], np.intp)
         # with a second pass, "hey aim ..." is read from its text, not the student's draft
         self.policy.defer_wake = self.engine.second_pass is not None
         self._spoken: list[str] = []
@@ -755,7 +755,7 @@ class Stream:
         plain = self.engine.backend.run({**feeds, "instruction": np.zeros_like(
             feeds["instruction"])})
         events = np.array(out["event_logits"], copy=True)
-        idx = self._safety_idx
+        idx = self.engine.safety_recheck
         events[..., idx] = np.maximum(events[..., idx], plain["event_logits"][..., idx])
         return {**out, "event_logits": events}
 
@@ -766,7 +766,7 @@ class Stream:
         events = self._apply_instructions(work.info.end_s)
         feeds = {"fbank": work.fbank[None], "instruction": self._embedding[None], **self._state}
         out = self.engine.backend.run(feeds)
-        if self._safety_idx.size and self._embedding.any():
+        if self.engine.safety_recheck.size and self._embedding.any():
             out = self._safety_without_instruction(feeds, out)
         timing.t_model = _now()
         self._state = {name: out[f"new_{name}"] for name in self.engine.state_names}
