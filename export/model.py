@@ -23,6 +23,13 @@ Decide
     cross-attention blocks; heads give the speak-now logit, intent logits and multi-label event
     logits for the chunk.
 
+    With ``event_branch`` (v0.9 on) the event logits come from a second, identical branch
+    (``event_query``, ``event_decide``, ``event_norm``) whose query carries no instruction:
+    whether a sound happened cannot depend on what the user asked for. v0.8's shared query let
+    an unrelated instruction push a glass break from p 0.958 to 0.104 on the demo scene.
+    :func:`add_event_branch` grows the branch from a trained model (as its zero-instruction
+    events) and ``python -m export.train_decide --event-branch`` trains it alone.
+
 Masks. The streaming step (what is exported) gives its empty cache slots (a stream's first
 seconds) no attention at all, through :func:`masked_softmax`: a softmax over the valid slots in
 bounded arithmetic. DESIGN.md records that large additive masks (-1e4) break static INT8
@@ -88,6 +95,11 @@ class ModelConfig:
     events: tuple[str, ...] = ()
     intents: tuple[str, ...] = DEFAULT_INTENTS
     dropout: float = 0.1
+    #: events come from their own decide branch (``event_query``, ``event_decide``,
+    #: ``event_norm``) whose query carries no instruction: whether a sound happened cannot depend
+    #: on what the user asked for (:func:`add_event_branch`). False: the event head reads the
+    #: instruction-conditioned query like speak-now and intent (every model up to v0.8).
+    event_branch: bool = False
 
     @property
     def subsampling(self) -> int:
@@ -303,6 +315,11 @@ class AimModel(nn.Module):
         self.intent_head = nn.Linear(d, len(cfg.intents))
         self.event_head = nn.Linear(d, len(cfg.events))
         nn.init.normal_(self.query, std=0.02)
+        if cfg.event_branch:
+            self.event_query = nn.Parameter(torch.zeros(1, 1, d))
+            self.event_decide = nn.ModuleList(DecideBlock(cfg) for _ in range(cfg.decide_layers))
+            self.event_norm = nn.LayerNorm(d)
+            nn.init.normal_(self.event_query, std=0.02)
 
     # ------------------------------------------------------------------ state
     def initial_state(self, batch: int = 1) -> dict[str, Tensor]:
@@ -320,9 +337,21 @@ class AimModel(nn.Module):
         }
 
     # ------------------------------------------------------------------ shared pieces
-    def _heads(self, pooled: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def _heads(self, pooled: Tensor, pooled_events: Tensor | None = None
+               ) -> tuple[Tensor, Tensor, Tensor]:
         h = self.norm_dec(pooled)
-        return self.speak_head(h).squeeze(-1), self.intent_head(h), self.event_head(h)
+        events = (self.event_head(h) if pooled_events is None
+                  else self.event_head(self.event_norm(pooled_events)))
+        return self.speak_head(h).squeeze(-1), self.intent_head(h), events
+
+    def _decide_events(self, frames: Tensor, bias: Tensor) -> Tensor | None:
+        """The event branch's pooled query (B', d), or None without a branch (``_decide``'s)."""
+        if not self.cfg.event_branch:
+            return None
+        q = self.event_query.expand(frames.shape[0], -1, -1)
+        for block in self.event_decide:
+            q = block(q, frames, bias)
+        return q[:, 0, :]
 
     def _decide(self, frames: Tensor, bias: Tensor, instruction: Tensor) -> Tensor:
         """frames: (B', M, d), bias: (B', M), instruction: (B', instruction_dim) -> (B', d)."""
@@ -369,8 +398,9 @@ class AimModel(nn.Module):
         frames = torch.cat([state["dec_cache"], enc], dim=1)[:, n:]
         dvalid = torch.cat([state["dec_valid"], torch.ones_like(state["dec_valid"][:, :n])], 1)
         dvalid = dvalid[:, n:]
-        pooled = self._decide(frames, (1.0 - dvalid) * MASK_VALUE, instruction)
-        speak, intent, event = self._heads(pooled)
+        bias = (1.0 - dvalid) * MASK_VALUE
+        pooled = self._decide(frames, bias, instruction)
+        speak, intent, event = self._heads(pooled, self._decide_events(frames, bias))
         new_state = {
             "sub_cache1": sub1,
             "sub_cache2": sub2,
@@ -444,7 +474,12 @@ class AimModel(nn.Module):
         q = self.query + self.instr_proj(instruction)  # (B, C, d)
         for block in self.decide:
             q = block.forward_windows(q, seq, valid, m, c.enc_chunk)
-        speak, intent, event = self._heads(q)
+        qe = None
+        if c.event_branch:  # as _decide_events
+            qe = self.event_query.expand(b, n_chunks, -1)
+            for block in self.event_decide:
+                qe = block.forward_windows(qe, seq, valid, m, c.enc_chunk)
+        speak, intent, event = self._heads(q, qe)
         return {
             "speak_logit": speak.view(b, n_chunks),
             "intent_logits": intent.view(b, n_chunks, -1),
@@ -468,6 +503,34 @@ class AimModel(nn.Module):
         enc = self.encode(fbank)
         ctc = torch.log_softmax(self.ctc_head(enc), dim=-1)
         return {"ctc_logprobs": ctc, **self.decide_chunks(enc, instruction), "encoder": enc}
+
+
+#: parameters of the event branch (prefixes of state-dict names)
+EVENT_BRANCH_PARAMS = ("event_query", "event_decide.", "event_norm.", "event_head.")
+
+
+def add_event_branch(model: AimModel) -> AimModel:
+    """``model`` with its events moved to their own decide branch (``event_branch``).
+
+    The branch starts as a copy of the shared decide head with no instruction: its query is
+    ``query + instr_proj(0)``, its blocks and norm copies of ``decide`` and ``norm_dec``. So the
+    new model's event logits equal ``model``'s with a zero instruction, under any instruction;
+    speak-now, intent and CTC are ``model``'s, bit for bit. Train the branch from there
+    (``python -m export.train_decide --event-branch``).
+    """
+    if model.cfg.event_branch:
+        return model
+    new = AimModel(dataclasses.replace(model.cfg, event_branch=True))
+    state = model.state_dict()
+    for i in range(model.cfg.decide_layers):
+        for k, v in model.decide[i].state_dict().items():
+            state[f"event_decide.{i}.{k}"] = v.clone()
+    for k, v in model.norm_dec.state_dict().items():
+        state[f"event_norm.{k}"] = v.clone()
+    with torch.no_grad():
+        state["event_query"] = model.query + model.instr_proj.bias
+    new.load_state_dict(state)
+    return new.train(model.training)
 
 
 def count_parameters(model: nn.Module) -> int:

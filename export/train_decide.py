@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from ._args import require_paths
-from .model import AimModel
+from .model import EVENT_BRANCH_PARAMS, AimModel, add_event_branch
 from .targets import StreamTargets, load_split
 from .train import (
     Batcher,
@@ -56,14 +56,16 @@ from .train import (
 
 # parameters the decide head owns (prefixes of state-dict names); everything else is frozen
 DECIDE_PARAMS = ("query", "instr_proj.", "decide.", "norm_dec.", "speak_head.", "intent_head.",
-                 "event_head.")
+                 *EVENT_BRANCH_PARAMS)
 
 
-def decide_parameters(model: AimModel) -> list[torch.nn.Parameter]:
-    """Freeze every parameter outside :data:`DECIDE_PARAMS`; return the trainable ones."""
+def decide_parameters(model: AimModel, prefixes: tuple[str, ...] = DECIDE_PARAMS
+                      ) -> list[torch.nn.Parameter]:
+    """Freeze every parameter outside ``prefixes`` (default :data:`DECIDE_PARAMS`); return the
+    trainable ones."""
     train = []
     for name, p in model.named_parameters():
-        own = name.startswith(DECIDE_PARAMS)
+        own = name.startswith(prefixes)
         p.requires_grad_(own)
         if own:
             train.append(p)
@@ -161,6 +163,8 @@ def train_decide(args: argparse.Namespace) -> Path:
 
     cfg, out, train_streams, events, safety = start_run(args)
     model, init_meta = load_checkpoint(args.init)
+    if args.event_branch:
+        model = add_event_branch(model)
     if tuple(events) != model.cfg.events:
         raise SystemExit(f"--init {args.init} was trained on events {list(model.cfg.events)}; "
                          f"the data has {events}")
@@ -172,7 +176,7 @@ def train_decide(args: argparse.Namespace) -> Path:
     train_enc = cached_encodings(model, train_streams, out / "encodings.npz", "encoding train")
     dev_enc = cached_encodings(model, dev_streams, out / "encodings-dev.npz", "encoding dev")
 
-    params = decide_parameters(model)
+    params = decide_parameters(model, EVENT_BRANCH_PARAMS if args.event_branch else DECIDE_PARAMS)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, best = 0, float("inf")
     last = out / "last.pt"
@@ -187,7 +191,8 @@ def train_decide(args: argparse.Namespace) -> Path:
     batcher = Batcher(train_streams, model.cfg, cfg.seed + step, cfg.focus_fraction)
     meta_base = {"events_safety": {e: bool(safety.get(e, False)) for e in events},
                  "train_config": dataclasses.asdict(cfg), "name": args.name,
-                 "decide_only": {"init": str(args.init), "init_meta":
+                 "decide_only": {"init": str(args.init), "event_branch": args.event_branch,
+                                 "init_meta":
                                  {k: v for k, v in init_meta.items() if k != "optimizer"}}}
     def losses_at(step: int) -> tuple[torch.Tensor, dict[str, float]]:
         batch = batcher.sample(cfg.batch, cfg.crop_chunks)  # CPU tensors, as the cache
@@ -238,6 +243,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="feature cache of split folders (as export.train)")
     p.add_argument("--limit", type=int, default=0, help="use at most N streams (smoke runs)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--event-branch", action="store_true",
+                   help="give the events their own decide branch without the instruction "
+                   "(export.model.add_event_branch; it starts equal to --init's events under a "
+                   "zero instruction) and train only that branch: speak-now, intent and "
+                   "captions stay --init's, bit for bit. Set w_intent and w_timing to 0 in "
+                   "--config so the dev loss is the event loss")
     args = p.parse_args(argv)
     require_paths(p, args, "init", "config", "dev")
     for d in args.data:

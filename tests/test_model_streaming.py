@@ -4,7 +4,13 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="torch is needed by export/: pip install -e .[export]")
 
-from export.model import STATE_NAMES, AimModel, ModelConfig, count_parameters  # noqa: E402
+from export.model import (  # noqa: E402
+    STATE_NAMES,
+    AimModel,
+    ModelConfig,
+    add_event_branch,
+    count_parameters,
+)
 
 EVENTS = ("smoke_alarm", "siren", "doorbell", "kettle_whistle")
 
@@ -27,7 +33,8 @@ def _stream(model, fbank, instruction):
     return outs, state
 
 
-@pytest.mark.parametrize("cfg", [_small(), _small(left_context=4, decide_context=4, n_layers=3)])
+@pytest.mark.parametrize("cfg", [_small(), _small(left_context=4, decide_context=4, n_layers=3),
+                                 _small(event_branch=True)])
 def test_chunk_by_chunk_equals_full_sequence(cfg):
     torch.manual_seed(0)
     model = AimModel(cfg).eval()
@@ -46,6 +53,45 @@ def test_chunk_by_chunk_equals_full_sequence(cfg):
         assert (streamed - full[key]).abs().max().item() <= 1e-5, name
     assert set(state) == set(STATE_NAMES)
     assert state["enc_valid"].min().item() == 1.0  # caches full after more than the context
+
+
+def test_event_branch_starts_as_the_events_without_instruction_and_ignores_the_instruction():
+    """add_event_branch: events equal the old model's under a zero instruction whatever the
+    instruction; speak-now, intent and CTC stay the old model's; trained branch weights then
+    still cannot make the events read the instruction."""
+    torch.manual_seed(4)
+    old = AimModel(_small()).eval()
+    with torch.no_grad():  # a non-trivial instruction projection, as after training
+        old.instr_proj.bias.normal_(0, 1.0)
+    new = add_event_branch(old)
+    assert new.cfg.event_branch and not old.cfg.event_branch
+    n_chunks = 7
+    fbank = torch.randn(2, n_chunks * old.cfg.chunk_frames, old.cfg.n_mels)
+    instr = torch.randn(2, n_chunks, old.cfg.instruction_dim)
+    with torch.no_grad():
+        o_instr = old(fbank, instr)
+        o_zero = old(fbank, torch.zeros_like(instr))
+        n_instr = new(fbank, instr)
+        outs, _ = _stream(new, fbank, instr)
+    ev = n_instr["event_logits"]
+    assert (ev - o_zero["event_logits"]).abs().max().item() <= 1e-5
+    # the old model's events did read the instruction: the branch changed something real
+    assert (o_instr["event_logits"] - o_zero["event_logits"]).abs().max().item() > 1e-2
+    for key in ("speak_logit", "intent_logits", "ctc_logprobs"):
+        assert torch.equal(n_instr[key], o_instr[key]), key
+    streamed = torch.stack([o["event_logits"] for o in outs], dim=1)
+    assert (streamed - ev).abs().max().item() <= 1e-5
+    # perturb every branch weight: the events still do not depend on the instruction
+    with torch.no_grad():
+        for name, p in new.named_parameters():
+            if name.startswith("event_"):
+                p.add_(torch.randn_like(p) * 0.1)
+        a = new(fbank, instr)["event_logits"]
+        b = new(fbank, torch.randn_like(instr))["event_logits"]
+    assert torch.equal(a, b)
+    assert add_event_branch(new) is new
+    params = count_parameters(new) - count_parameters(old)
+    assert params == count_parameters(new.event_decide) + count_parameters(new.event_norm) + 64
 
 
 @pytest.mark.parametrize("c0", [1, 6])  # history partly before the stream's start; all inside

@@ -13,10 +13,12 @@ from export.model import STATE_NAMES, AimModel, ModelConfig  # noqa: E402
 from export.onnx_export import OUTPUT_NAMES, export_step_onnx  # noqa: E402
 
 
-def test_onnx_step_matches_torch_over_a_stream(tmp_path):
+@pytest.mark.parametrize("event_branch", [False, True])
+def test_onnx_step_matches_torch_over_a_stream(tmp_path, event_branch):
     torch.manual_seed(0)
     cfg = ModelConfig(d_model=64, n_heads=4, n_layers=2, left_context=8, decide_context=10,
-                      events=("smoke_alarm", "siren", "doorbell"), dropout=0.0)
+                      events=("smoke_alarm", "siren", "doorbell"), dropout=0.0,
+                      event_branch=event_branch)
     model = AimModel(cfg).eval()
     path = export_step_onnx(model, tmp_path / "step.onnx", {"aim_edge.purpose": "test"})
 
@@ -24,6 +26,7 @@ def test_onnx_step_matches_torch_over_a_stream(tmp_path):
     meta = {p.key: json.loads(p.value) for p in proto.metadata_props}
     assert meta["aim_edge.model_config"]["events"] == ["smoke_alarm", "siren", "doorbell"]
     assert meta["aim_edge.purpose"] == "test"
+    assert meta["aim_edge.model_config"]["event_branch"] is event_branch
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1

@@ -86,6 +86,20 @@ def test_generate_train_bundle_load(tmp_path, monkeypatch, capsys):
     assert f"reusing {head / 'encodings.npz'}" in capsys.readouterr().out
     assert load_checkpoint(head / "last.pt")[1]["step"] == 4
 
+    # --event-branch: only the events' own branch trains; every weight of --init but the
+    # event head (speak-now, intent, encoder, CTC) stays bit for bit
+    branch = tmp_path / "branch"
+    train_decide.main(["--init", str(out / "last.pt"), "--event-branch", "--data", str(data),
+                       "--dev", str(data), "--out", str(branch), "--steps", "2", "--threads", "1",
+                       "--ckpt-every", "2", "--dev-batches", "1",
+                       "--cache", str(tmp_path / "features")])
+    grown, bmeta = load_checkpoint(branch / "last.pt")
+    assert grown.cfg.event_branch and bmeta["decide_only"]["event_branch"] is True
+    grown_w = grown.state_dict()
+    changed = sorted(k for k in before if not torch.equal(before[k], grown_w[k]))
+    assert changed == ["event_head.bias", "event_head.weight"]
+    assert "event_query" in grown_w and "event_decide.0.att.in_proj_weight" in grown_w
+
     bundle_dir = build_bundle(model, tmp_path / "bundle", name="smoke",
                               events_safety=meta["events_safety"],
                               gate={"decision_agreement": 0.0})
