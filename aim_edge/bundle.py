@@ -14,7 +14,8 @@ Manifest, schema version 1 (fields marked ``?`` are optional)::
                      mismatch with its own front end, naming the field
     model            {chunk_frames, subsampling, lookahead_frames, instruction_dim,
                       instruction_encoder?: hashed-bow|all-minilm-l6-v2 (what the model was
-                      trained with; the bundle's encoder must match), architecture?: {...}}
+                      trained with; the bundle's encoder must match), architecture?: {...,
+                      event_branch?: bool (events do not read the instruction)}}
     state            [{name, shape, dtype, init}]  fed back chunk to chunk
     labels           {vocab: [str] (index 0 = CTC blank), events: [{name, safety,
                       aliases?: [str], ...}], intents: [str] (index 0 = stay silent)}
@@ -185,6 +186,15 @@ class Bundle:
     def safety_events(self) -> tuple[str, ...]:
         return tuple(e.name for e in self.events if e.safety)
 
+    @property
+    def events_read_instruction(self) -> bool:
+        """Whether the model's event logits depend on its instruction input: true for every
+        model before v0.9, false where ``model.architecture.event_branch`` says the events come
+        from their own decide branch without the instruction (then the runtime's safety re-check,
+        ``PolicyConfig.safety_without_instruction``, has nothing to fix and is skipped)."""
+        arch = self.manifest["model"].get("architecture") or {}
+        return not arch.get("event_branch", False)
+
     def artifact(self, *, format: str = "onnx", precision: str | None = None,
                  role: str = "step") -> Artifact:
         """The artifact for a backend format and precision (default: smallest of that format)."""
@@ -312,6 +322,12 @@ def load_bundle(path: str | Path, *, verify_hashes: bool = True,
     subsampling = _require(model, "subsampling", int, "model.")
     lookahead = _require(model, "lookahead_frames", int, "model.")
     instruction_dim = _require(model, "instruction_dim", int, "model.")
+    arch = model.get("architecture")
+    if arch is not None and not isinstance(arch, dict):
+        raise BundleError(f"manifest: field model.architecture = {arch!r} must be an object")
+    if arch and "event_branch" in arch and not isinstance(arch["event_branch"], bool):
+        raise BundleError(f"manifest: field model.architecture.event_branch = "
+                          f"{arch['event_branch']!r} must be true or false")
     if chunk_frames <= 0 or subsampling <= 0 or chunk_frames % subsampling or lookahead < 0:
         raise BundleError(
             f"manifest: model chunk_frames={chunk_frames}, subsampling={subsampling},"

@@ -151,6 +151,10 @@ def _print_bundle(path: str | Path | None, out: TextIO) -> None:
     print(f"  vocabulary       {len(b.vocab)} CTC tokens (0 = blank)", file=out)
     events = ", ".join(f"{e.name}{' [safety]' if e.safety else ''}" for e in b.events)
     print(f"  events           {events}", file=out)
+    print("  event head       " + (
+        "reads the instruction (while one is in force the runtime re-scores the safety labels "
+        "without it: safety_without_instruction)" if b.events_read_instruction else
+        "own branch, independent of the instruction (one model step per chunk)"), file=out)
     print(f"  intents          {', '.join(b.intents)}", file=out)
     thr = m.get("thresholds", {})
     far = thr.get("false_alerts_per_hour")
@@ -386,8 +390,9 @@ def add_model_arguments(p: Any) -> None:
                    "hysteresis=0.1, answer_refractory_s=2, endpoint_s=0.8, "
                    "max_utterance_s=30, kws_threshold=0.5 (0 = spotter off), "
                    "spoken_instructions=false, wake_phrases='hey aim,computer', "
-                   "safety_without_instruction=false (one model step per chunk, but an "
-                   "instruction may then hide a safety sound)")
+                   "safety_without_instruction=false (one model step per chunk, but with a "
+                   "bundle whose event head reads the instruction, `aim-edge info` says which, "
+                   "an instruction may then hide a safety sound)")
     p.add_argument("--speak", action="store_true",
                    help="speak alerts and answers with espeak-ng")
     p.add_argument("--color", action=argparse.BooleanOptionalAction, default=None,

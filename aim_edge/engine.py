@@ -167,10 +167,12 @@ class Engine:
             self._policy_set = frozenset()
             self.policy_config = policy or PolicyConfig()
         self.policy_config.validate()
-        #: event columns re-scored without the instruction (empty: off or no safety label)
+        #: event columns re-scored without the instruction (empty: off, no safety label, or a
+        #: model whose events do not read the instruction)
         self.safety_recheck = np.array(
             [i for i, e in enumerate(bundle.events) if e.safety]
-            if self.policy_config.safety_without_instruction else [], np.intp)
+            if self.policy_config.safety_without_instruction and bundle.events_read_instruction
+            else [], np.intp)
         self.second_pass = second_pass
         if endpoints not in ENDPOINTS:
             raise ConfigError(f"endpoints = {endpoints!r}: expected one of {ENDPOINTS}")

@@ -131,7 +131,8 @@ class PolicyConfig(_Config):
         a glass break at p 0.958 fell to 0.104 under "if the bell chimes or you hear a siren,
         let me know"; on dev2 it kept 2 smoke and 3 CO alarms for 1 more false alert,
         ``benchmarks/results/model.json`` -> ``instruction_effect_on_events_v0_8``). Costs one
-        more model step per chunk while an instruction is active.
+        more model step per chunk while an instruction is active. Skipped for a bundle whose
+        events do not read the instruction (``Bundle.events_read_instruction``).
     """
 
     _name: ClassVar[str] = "policy"

@@ -116,7 +116,7 @@ def test_info_shows_the_bundle(runtime_small_bundle, capsys):
     out = capsys.readouterr().out
     for needle in ("bundle   runtime-test-small", "smoke_alarm [safety]", "doorbell",
                    "model.fp32.onnx", "role=step", "algorithmic", "encoder: hashed-bow",
-                   "16000 Hz, 80 mels", "ai-edge-litert"):
+                   "16000 Hz, 80 mels", "ai-edge-litert", "event head       reads the instruction"):
         assert needle in out, needle
 
 

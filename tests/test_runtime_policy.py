@@ -1,12 +1,15 @@
 """Decision policy, captions and instructions, driven by a scripted backend (no model)."""
 
+import json
+import shutil
+
 import numpy as np
 import pytest
 from runtime_helpers import ScriptedBackend, chunk_end_s, samples_for_chunks, spell
 
 from aim_edge.bundle import load_bundle
 from aim_edge.engine import Engine
-from aim_edge.errors import ConfigError
+from aim_edge.errors import BundleError, ConfigError
 from aim_edge.instructions import parse_instruction, strip_wake_phrase
 from aim_edge.policy import CaptionDecoder, PolicyConfig, ctc_greedy
 
@@ -676,3 +679,34 @@ def test_an_instruction_cannot_hide_a_safety_sound(runtime_fake_bundle):
     be = ScriptedBackend(bundle, script)
     _, events = run_chunks(Engine.from_bundle(bundle, backend=be, encoder=OnesEncoder()), 30)
     assert len(alerts(events, "smoke_alarm")) == 1 and be.calls == 30
+
+
+def test_no_safety_recheck_for_a_model_whose_events_ignore_the_instruction(runtime_fake_bundle,
+                                                                            tmp_path):
+    """A bundle whose manifest says ``model.architecture.event_branch`` (events from a decide
+    branch without the instruction, v0.9) runs one step per chunk even while an instruction is
+    in force; a malformed flag is refused by name."""
+    root = tmp_path / "branch"
+    shutil.copytree(runtime_fake_bundle, root)
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["model"].setdefault("architecture", {})["event_branch"] = True
+    (root / "manifest.json").write_text(json.dumps(manifest))
+
+    class OnesEncoder:
+        kind, note, dim = "ones", "", 8
+
+        def encode(self, text):
+            return np.full(self.dim, 1.0 if text else 0.0, np.float32)
+
+    bundle = load_bundle(root)
+    assert not bundle.events_read_instruction
+    assert load_bundle(runtime_fake_bundle).events_read_instruction
+    be = ScriptedBackend(bundle, lambda chunk, feeds: {})
+    engine = Engine.from_bundle(bundle, backend=be, encoder=OnesEncoder())
+    assert engine.safety_recheck.size == 0
+    run_chunks(engine, 12, instruction="tell me if the doorbell rings")
+    assert be.calls == 12
+    manifest["model"]["architecture"]["event_branch"] = "yes"
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="event_branch = 'yes' must be true or false"):
+        load_bundle(root)
