@@ -2,14 +2,15 @@
 
     python -m benchmarks.instruction_effect --split P/dev2.npz [--checkpoint CKPT] [--bundle DIR]
 
-The decide head's query carries the instruction embedding, and the event head reads the same
-query, so what the user asked for can change whether a sound is detected. This scores a
-checkpoint (fp32, the strict full-sequence graph: what the runtime computes) on a packed split
-twice, with the scenes' own instructions and with none (the zero embedding the runtime uses when
-it hears none), the way the runtime alerts: the bundle's thresholds, confirmations, hysteresis
-and refractory times (``PolicyConfig``'s defaults where the manifest has none) and the re-arm
-gap. Prints tp/fn/fp per label and macro F1 over the labels the split holds; ``--json`` writes
-them. Needs the export extra (torch).
+Up to v0.8 the decide head's query carries the instruction embedding, and the event head reads
+the same query, so what the user asked for can change whether a sound is detected (v0.9's events
+have their own branch without the instruction, ``ModelConfig.event_branch``: both runs agree).
+This scores a checkpoint (fp32, the strict full-sequence graph: what the runtime computes) on
+a packed split twice, with the scenes' own instructions and with none (the zero embedding the
+runtime uses when it hears none), the way the runtime alerts: the bundle's thresholds,
+confirmations, hysteresis and refractory times (``PolicyConfig``'s defaults where the manifest
+has none) and the re-arm gap. Prints tp/fn/fp per label and macro F1 over the labels the split
+holds; ``--json`` writes them. Needs the export extra (torch).
 """
 
 from __future__ import annotations
@@ -83,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 + (f" and others it lacks {extra}" if extra else "")
                 + ": a bundle of another model? (--bundle)")
     streams, _, _ = load_split(args.split)
-    result = {"split": str(args.split), "checkpoint": str(args.checkpoint)}
+    result = {"split": str(args.split), "checkpoint": str(args.checkpoint),
+              "events_read_instruction": not model.cfg.event_branch}
     for mode in ("with", "none"):
         ss = copy.deepcopy(streams)
         if mode == "none":
@@ -100,6 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print(f"macro F1: with the scenes' instructions {fmt(result['with']['macro_f1'])}, "
           f"with none {fmt(result['none']['macro_f1'])}")
+    if model.cfg.event_branch:
+        print("(this model's events come from their own branch without the instruction: the two "
+              "runs must agree)")
     print(f"{'label':16s} {'with: tp/fn/fp':>16s} {'none: tp/fn/fp':>16s}")
     for label in bundle_labels:
         print(f"{label:16s} {counts('with', label):>16s} {counts('none', label):>16s}")

@@ -43,6 +43,18 @@ def test_counts_with_and_without_the_instruction(tmp_path, capsys, monkeypatch):
         assert 0.0 <= res[mode]["macro_f1"] <= 1.0
     text = capsys.readouterr().out
     assert "with the scenes' instructions" in text and "siren" in text
+    # a model with an event branch (v0.9 on): the instruction has nothing to move
+    from export.bundle import load_checkpoint, save_weights_npz
+    from export.model import add_event_branch
+
+    model, meta = load_checkpoint(DEFAULT_CHECKPOINT)
+    branch = save_weights_npz(add_event_branch(model), tmp_path / "branch.npz", meta)
+    seen.clear()
+    assert main(["--split", str(tmp_path / "dev"), "--checkpoint", str(branch),
+                 "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert seen == [True, False] and res["events_read_instruction"] is False
+    assert res["with"] == res["none"] and "must agree" in capsys.readouterr().out
 
 
 def test_a_bundle_of_another_model_is_refused(tmp_path, capsys):
