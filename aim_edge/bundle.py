@@ -189,9 +189,10 @@ class Bundle:
     @property
     def events_read_instruction(self) -> bool:
         """Whether the model's event logits depend on its instruction input: true for every
-        model before v0.9, false where ``model.architecture.event_branch`` says the events come
-        from their own decide branch without the instruction (then the runtime's safety re-check,
-        ``PolicyConfig.safety_without_instruction``, has nothing to fix and is skipped)."""
+        shipped model so far (v0.8 included), false where ``model.architecture.event_branch``
+        says the events come from their own decide branch without the instruction (then the
+        runtime's safety re-check, ``PolicyConfig.safety_without_instruction``, has nothing to
+        fix and is skipped)."""
         arch = self.manifest["model"].get("architecture") or {}
         return not arch.get("event_branch", False)
 

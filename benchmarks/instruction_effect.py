@@ -3,8 +3,9 @@
     python -m benchmarks.instruction_effect --split P/dev2.npz [--checkpoint CKPT] [--bundle DIR]
 
 Up to v0.8 the decide head's query carries the instruction embedding, and the event head reads
-the same query, so what the user asked for can change whether a sound is detected (v0.9's events
-have their own branch without the instruction, ``ModelConfig.event_branch``: both runs agree).
+the same query, so what the user asked for can change whether a sound is detected (a model with
+``ModelConfig.event_branch``, like experiment v0.9, has events without the instruction: both
+runs agree).
 This scores a checkpoint (fp32, the strict full-sequence graph: what the runtime computes) on
 a packed split twice, with the scenes' own instructions and with none (the zero embedding the
 runtime uses when it hears none), the way the runtime alerts: the bundle's thresholds,

@@ -23,12 +23,13 @@ Decide
     cross-attention blocks; heads give the speak-now logit, intent logits and multi-label event
     logits for the chunk.
 
-    With ``event_branch`` (v0.9 on) the event logits come from a second, identical branch
-    (``event_query``, ``event_decide``, ``event_norm``) whose query carries no instruction:
-    whether a sound happened cannot depend on what the user asked for. v0.8's shared query let
-    an unrelated instruction push a glass break from p 0.958 to 0.104 on the demo scene.
-    :func:`add_event_branch` grows the branch from a trained model (as its zero-instruction
-    events) and ``python -m export.train_decide --event-branch`` trains it alone.
+    With ``event_branch`` (experiment v0.9; the shipped v0.8 has none) the event logits come
+    from a second, identical branch (``event_query``, ``event_decide``, ``event_norm``) whose
+    query carries no instruction: whether a sound happened cannot depend on what the user asked
+    for. v0.8's shared query let an unrelated instruction push a glass break from p 0.958 to
+    0.104 on the demo scene. :func:`add_event_branch` grows the branch from a trained model (as
+    its zero-instruction events) and ``python -m export.train_decide --event-branch`` trains it
+    alone.
 
 Masks. The streaming step (what is exported) gives its empty cache slots (a stream's first
 seconds) no attention at all, through :func:`masked_softmax`: a softmax over the valid slots in

@@ -43,7 +43,7 @@ def test_counts_with_and_without_the_instruction(tmp_path, capsys, monkeypatch):
         assert 0.0 <= res[mode]["macro_f1"] <= 1.0
     text = capsys.readouterr().out
     assert "with the scenes' instructions" in text and "siren" in text
-    # a model with an event branch (v0.9 on): the instruction has nothing to move
+    # a model with an event branch (experiment v0.9): the instruction has nothing to move
     from export.bundle import load_checkpoint, save_weights_npz
     from export.model import add_event_branch
 

@@ -684,8 +684,8 @@ def test_an_instruction_cannot_hide_a_safety_sound(runtime_fake_bundle):
 def test_no_safety_recheck_for_a_model_whose_events_ignore_the_instruction(runtime_fake_bundle,
                                                                             tmp_path):
     """A bundle whose manifest says ``model.architecture.event_branch`` (events from a decide
-    branch without the instruction, v0.9) runs one step per chunk even while an instruction is
-    in force; a malformed flag is refused by name."""
+    branch without the instruction, experiment v0.9) runs one step per chunk even while an
+    instruction is in force; a malformed flag is refused by name."""
     root = tmp_path / "branch"
     shutil.copytree(runtime_fake_bundle, root)
     manifest = json.loads((root / "manifest.json").read_text())
