@@ -165,6 +165,14 @@ def train_decide(args: argparse.Namespace) -> Path:
     model, init_meta = load_checkpoint(args.init)
     if args.event_branch:
         model = add_event_branch(model)
+    last = out / "last.pt"
+    if args.resume and last.is_file():  # the run's kind must match, or its weights cannot load
+        was_branch = bool(torch.load(str(last), map_location="cpu", weights_only=True)
+                          ["config"].get("event_branch", False))
+        if was_branch != model.cfg.event_branch:
+            raise SystemExit(f"--resume: {last} is {'an' if was_branch else 'not an'} "
+                             f"--event-branch run; resume it "
+                             f"{'with' if was_branch else 'without'} --event-branch")
     if tuple(events) != model.cfg.events:
         raise SystemExit(f"--init {args.init} was trained on events {list(model.cfg.events)}; "
                          f"the data has {events}")
@@ -179,7 +187,6 @@ def train_decide(args: argparse.Namespace) -> Path:
     params = decide_parameters(model, EVENT_BRANCH_PARAMS if args.event_branch else DECIDE_PARAMS)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, best = 0, float("inf")
-    last = out / "last.pt"
     if args.resume and last.is_file():
         step, best = resume(last, model, opt, best)
     n_train = sum(p.numel() for p in params)

@@ -99,6 +99,12 @@ def test_generate_train_bundle_load(tmp_path, monkeypatch, capsys):
     changed = sorted(k for k in before if not torch.equal(before[k], grown_w[k]))
     assert changed == ["event_head.bias", "event_head.weight"]
     assert "event_query" in grown_w and "event_decide.0.att.in_proj_weight" in grown_w
+    # resuming it without --event-branch is refused by name, not a state-dict error
+    with pytest.raises(SystemExit, match="is an --event-branch run; resume it with"):
+        train_decide.main(["--init", str(out / "last.pt"), "--data", str(data), "--dev",
+                           str(data), "--out", str(branch), "--steps", "3", "--threads", "1",
+                           "--dev-batches", "1", "--cache", str(tmp_path / "features"),
+                           "--resume"])
 
     bundle_dir = build_bundle(model, tmp_path / "bundle", name="smoke",
                               events_safety=meta["events_safety"],
