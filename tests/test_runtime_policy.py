@@ -642,6 +642,15 @@ def test_a_question_the_model_already_answered_is_not_answered_again_by_the_seco
     assert not [k for k in final[0] if k.startswith("_")]  # no private keys leak out
 
 
+class OnesEncoder:
+    """Any instruction -> a non-zero embedding (the fake bundle names no encoder)."""
+
+    kind, note, dim = "ones", "", 8
+
+    def encode(self, text):
+        return np.full(self.dim, 1.0 if text else 0.0, np.float32)
+
+
 def test_an_instruction_cannot_hide_a_safety_sound(runtime_fake_bundle):
     """The event head reads the instruction; an unrelated one must not silence a safety label
     (v0.8 lost a glass break on the demo scene under a bell/siren instruction). The stream runs
@@ -652,12 +661,6 @@ def test_an_instruction_cannot_hide_a_safety_sound(runtime_fake_bundle):
             heard = 0.95 if not feeds["instruction"].any() else 0.05
             return {"events": {"smoke_alarm": heard, "doorbell": heard}}
         return {}
-
-    class OnesEncoder:  # any instruction -> a non-zero embedding (the fake bundle has none)
-        kind, note, dim = "ones", "", 8
-
-        def encode(self, text):
-            return np.full(self.dim, 1.0 if text else 0.0, np.float32)
 
     def run(**kw):
         bundle = load_bundle(runtime_fake_bundle)
@@ -691,12 +694,6 @@ def test_no_safety_recheck_for_a_model_whose_events_ignore_the_instruction(runti
     manifest = json.loads((root / "manifest.json").read_text())
     manifest["model"].setdefault("architecture", {})["event_branch"] = True
     (root / "manifest.json").write_text(json.dumps(manifest))
-
-    class OnesEncoder:
-        kind, note, dim = "ones", "", 8
-
-        def encode(self, text):
-            return np.full(self.dim, 1.0 if text else 0.0, np.float32)
 
     bundle = load_bundle(root)
     assert not bundle.events_read_instruction
