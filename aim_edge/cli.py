@@ -390,6 +390,11 @@ def add_model_arguments(p: Any) -> None:
                    "hysteresis=0.1, answer_refractory_s=2, endpoint_s=0.8, "
                    "max_utterance_s=30, kws_threshold=0.5 (0 = spotter off), "
                    "spoken_instructions=false, wake_phrases='hey aim,computer', "
+                   "wake_tolerance=0 wake_lead_chars=0 wake_name_words=0 (the draft must "
+                   "spell the wake phrase exactly), wake_confirm_speak=0.9 (speak-now that "
+                   "confirms a drafted wake phrase; 0 = none), wake_speak_threshold=0.99 "
+                   "(answer a drafted wake phrase when speak-now reaches it; 1 = wait for the "
+                   "endpoint), "
                    "safety_without_instruction=false (one model step per chunk, but with a "
                    "bundle whose event head reads the instruction, `aim-edge info` says which, "
                    "an instruction may then hide a safety sound)")

@@ -844,7 +844,7 @@ class Stream:
             t = seg.decided_s if until_s is None else until_s
             ev = {"type": "caption", "t": t, "final": True, "text": self.policy.partial_text,
                   "start_s": float(seg.start_s), "end_s": float(seg.end_s),
-                  "endpoint": "silero"}
+                  "endpoint": "silero", "_speak_max": self.policy.utterance_speak_max}
             self._pending_finals.append((self.engine.submit(sp.transcribe, audio), ev, _now()))
 
     def _collect_finals(self, *, block: bool) -> list[dict[str, Any]]:
@@ -857,6 +857,7 @@ class Stream:
             res = fut.result()  # a second-pass failure reaches the caller here
             text = getattr(res, "text", res)
             answered = bool(ev.pop("_answered", False))  # the model answered it already
+            speak_max = float(ev.pop("_speak_max", 0.0))
             ev = dict(ev, draft=ev["text"], text=str(text).strip(), second_pass=True,
                       _ref_ns=t0)
             out.append(ev)
@@ -864,7 +865,8 @@ class Stream:
                                                           ev.get("start_s", ev["t"])):
                 out.append(dict(alert, _ref_ns=t0))
             for answer in self.policy.addressed(ev["text"], ev["t"], self._spoken,
-                                                answered=answered, draft=ev["draft"]):
+                                                answered=answered, draft=ev["draft"],
+                                                speak_max=speak_max):
                 out.append(dict(answer, _ref_ns=t0))
         return out
 

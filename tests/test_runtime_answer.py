@@ -14,6 +14,9 @@ NOON = time.struct_time((2026, 11, 26, 12, 34, 0, 3, 330, 0))
 
 
 def run(bundle_path, script, n_chunks, **kw):
+    # the scripted model never raises speak-now: a drafted wake phrase needs no confirmation
+    # here (the confirmation has its own tests in test_runtime_policy.py)
+    kw.setdefault("policy", {"wake_confirm_speak": 0.0})
     bundle = load_bundle(bundle_path)
     engine = Engine.from_bundle(bundle, backend=ScriptedBackend(bundle, script), **kw)
     with engine, engine.create_stream() as stream:
