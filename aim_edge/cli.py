@@ -394,7 +394,8 @@ def add_model_arguments(p: Any) -> None:
                    "spell the wake phrase exactly), wake_confirm_speak=0.9 (speak-now that "
                    "confirms a drafted wake phrase; 0 = none), wake_speak_threshold=0.99 "
                    "(answer a drafted wake phrase when speak-now reaches it; 1 = wait for the "
-                   "endpoint), "
+                   "endpoint), wake_endpoint_s=0.48 (the pause after which speech is checked "
+                   "for a wake phrase, before the caption ends), "
                    "safety_without_instruction=false (one model step per chunk, but with a "
                    "bundle whose event head reads the instruction, `aim-edge info` says which, "
                    "an instruction may then hide a safety sound)")

@@ -121,6 +121,13 @@ class PolicyConfig(_Config):
         Minimum seconds between two answers.
     endpoint_s : float
         Seconds of consecutive CTC blanks that end an utterance (final caption).
+    wake_endpoint_s : float
+        Seconds of blanks after which the speech so far is checked for a wake phrase (an
+        answer or a spoken instruction), before the caption's own endpoint. Speech that goes
+        on after such a pause is checked again on its own, so a question whose caption runs
+        on into the next sentence is still answered, and in time. Captions (and the second
+        pass's segments) still end at ``endpoint_s``. Off with a second pass, which reads the
+        wake phrase from its final text.
     max_utterance_s : float
         An utterance longer than this is finalised anyway.
     wake_phrases : tuple of str
@@ -165,6 +172,7 @@ class PolicyConfig(_Config):
     rearm_s: float = 3.0
     answer_refractory_s: float = 2.0
     endpoint_s: float = 0.8
+    wake_endpoint_s: float = 0.48
     max_utterance_s: float = 30.0
     wake_phrases: tuple[str, ...] = WAKE_PHRASES
     wake_tolerance: float = 0.25
@@ -183,7 +191,7 @@ class PolicyConfig(_Config):
             v = getattr(self, name)
             if not _is_real(v) or v < 0:
                 self._fail(name, v, "a number of seconds >= 0")
-        for name in ("endpoint_s", "max_utterance_s"):
+        for name in ("endpoint_s", "max_utterance_s", "wake_endpoint_s"):
             v = getattr(self, name)
             if not _is_real(v) or v <= 0:
                 self._fail(name, v, "a positive number of seconds")
@@ -421,8 +429,10 @@ class DecisionPolicy:
         self.last_answer = -math.inf
         self.keyword_last: dict[str, float] = {}
         self.keywords_alerted: set[str] = set()
-        self.answered_utterance = False
-        self.utterance_speak_max = 0.0  # highest speak-now since the utterance's first letter
+        self.answered_utterance = False  # in the current wake segment (see wake_endpoint_s)
+        self.utterance_speak_max = 0.0  # highest speak-now in the current wake segment
+        self.segment_start = 0  # where the current wake segment starts in the caption's text
+        self.segment_checked = -1  # caption length when it was checked at a pause; -1 = not
         self.partial_text = ""
         self.utterance_start_s = 0.0
         self.captions.reset()
@@ -493,7 +503,7 @@ class DecisionPolicy:
         elif (p_speak >= self.config.wake_speak_threshold and not self.answered_utterance
               and self.captions.tokens and intent in self._intent_answer
               and t - self.last_answer >= self.config.answer_refractory_s):
-            rest = self._wake_rest(self.captions.text)
+            rest = self._wake_rest(self.captions.text[self.segment_start:])
             if rest is not None:
                 out.append(self._answer(t, self.intents[intent], rest, p_speak, "wake_model"))
 
@@ -532,6 +542,11 @@ class DecisionPolicy:
             self.answered_utterance = False
             self.utterance_speak_max = 0.0
             self.keywords_alerted = set()
+        if 0 <= self.segment_checked < len(self.captions.text):
+            # speech went on after a checked pause: a new wake segment
+            self.segment_start, self.segment_checked = self.segment_checked, -1
+            self.answered_utterance = False
+            self.utterance_speak_max = 0.0
         if self.captions.tokens:
             self.utterance_speak_max = max(self.utterance_speak_max, p_speak)
         text = self.captions.text
@@ -544,7 +559,13 @@ class DecisionPolicy:
             for hit in self.spotter.accept(logprobs, chunk.first_ctc_frame):
                 out.extend(self._keyword_alert(t, hit.keyword, hit.score,
                                                self._frame_time(hit.start_frame, chunk), "kws"))
-        endpoint = self.captions.blank_run * chunk.frame_s >= self.config.endpoint_s
+        pause_s = self.captions.blank_run * chunk.frame_s
+        if (self.captions.tokens and not self.defer_wake and self.segment_checked < 0
+                and pause_s >= min(self.config.wake_endpoint_s, self.config.endpoint_s)):
+            self.segment_checked = len(text)
+            out.extend(self.addressed(text[self.segment_start:], t, requests,
+                                      answered=self.answered_utterance))
+        endpoint = pause_s >= self.config.endpoint_s
         too_long = (self.captions.tokens and
                     t - self.utterance_start_s >= self.config.max_utterance_s)
         if self.captions.tokens and (endpoint or too_long):
@@ -700,12 +721,14 @@ class DecisionPolicy:
                   ) -> list[dict[str, Any]]:
         out = [self._caption(t, True, chunk)]
         if not self.defer_wake:
-            out.extend(self.addressed(out[0]["text"], t, requests,
-                                      answered=self.answered_utterance))
+            if self.segment_checked < 0:  # not checked at a pause (too long, end of input)
+                out.extend(self.addressed(out[0]["text"][self.segment_start:], t, requests,
+                                          answered=self.answered_utterance))
         else:  # the stream calls addressed() when the second pass returns: one answer per
             out[0]["_answered"] = self.answered_utterance  # utterance there too
             out[0]["_speak_max"] = self.utterance_speak_max
         self.captions.new_utterance()
         self.partial_text = ""
         self.answered_utterance = False
+        self.segment_start, self.segment_checked = 0, -1
         return out

@@ -330,7 +330,8 @@ def test_spoken_instruction_after_the_wake_phrase_takes_over(runtime_fake_bundle
         ("tell me if the doorbell rings", "spoken")]
     final = [e for e in events if e["type"] == "caption" and e["final"]]
     assert final[0]["text"] == "hey aim tell me if the doorbell rings"
-    assert instr[0]["t"] >= final[0]["t"]
+    # taken at the 0.48 s pause (wake_endpoint_s), before the caption's 0.8 s endpoint
+    assert final[0]["end_s"] + 0.48 - 0.04 <= instr[0]["t"] < final[0]["t"]
     ack = [e for e in events if e["type"] == "answer"]
     assert ack and ack[0]["intent"] == "acknowledge" and ack[0]["source"] == "wake_phrase"
     assert [a["source"] for a in alerts(events, "doorbell")] == ["instruction"]
@@ -557,6 +558,26 @@ def test_a_misspelled_wake_phrase_answers_only_when_speak_now_confirms(runtime_f
         ["doorbell"]]
 
 
+def test_a_question_after_a_short_pause_is_answered_inside_a_running_caption(
+        runtime_fake_bundle):
+    # 13 blank frames (0.52 s) between two sentences: longer than wake_endpoint_s (0.48 s),
+    # shorter than the caption's endpoint (0.8 s), so the caption holds both, as on dev2
+    frames = spell("we should go") + [None] * 13 + spell(" hey aim what time is it")
+    script = spelled_from(frames, 2, speak=0.95)
+    with make_engine(runtime_fake_bundle, script) as engine:
+        _, events = run_chunks(engine, 40)
+    finals = [e for e in events if e["type"] == "caption" and e["final"]]
+    answers = [e for e in events if e["type"] == "answer"]
+    assert [f["text"] for f in finals] == ["we should go hey aim what time is it"]
+    assert [(a["question"], a["source"]) for a in answers] == [("what time is it", "wake_phrase")]
+    assert answers[0]["t"] < finals[0]["t"]
+    # with the check at the caption's endpoint only (as before), the wake phrase is
+    # mid-caption and nobody answers
+    with make_engine(runtime_fake_bundle, script, policy={"wake_endpoint_s": 0.8}) as engine:
+        _, events = run_chunks(engine, 40)
+    assert [e for e in events if e["type"] == "answer"] == []
+
+
 def test_a_drafted_instruction_needs_a_real_keyword(runtime_fake_bundle):
     # "Excuse me aim, don't bother me unless it's an emergency" drafted on dev2; "for ao"
     # parsed as a keyword to watch raised 8 false alerts
@@ -608,6 +629,8 @@ def test_policy_config_validation_names_the_field():
         PolicyConfig(wake_speak_threshold=0).validate()
     with pytest.raises(ConfigError, match="policy.wake_confirm_speak = 2"):
         PolicyConfig(wake_confirm_speak=2).validate()
+    with pytest.raises(ConfigError, match="policy.wake_endpoint_s = 0"):
+        PolicyConfig(wake_endpoint_s=0).validate()
     assert PolicyConfig.parse_settings(["wake_name_words=0", "wake_tolerance=0"]) == {
         "wake_name_words": 0, "wake_tolerance": 0.0}
     with pytest.raises(ConfigError, match="wake_lead_chars takes a whole number"):
