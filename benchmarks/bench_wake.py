@@ -23,7 +23,9 @@ run through the aim-edge runtime (onnxruntime, one thread, no instruction) once 
 * ``loose+confirm`` -- and a draft's wake phrase counts only if speak-now reached
   ``wake_confirm_speak`` during the utterance;
 * ``default`` -- the shipped policy: also answer as soon as speak-now reaches
-  ``wake_speak_threshold`` while the draft carries a wake phrase.
+  ``wake_speak_threshold`` while the draft carries a wake phrase, and check the speech for a
+  wake phrase at a 0.48 s pause (``wake_endpoint_s``) instead of at the caption's 0.8 s end.
+  The other systems decide at the caption's end, as the policy did before.
 
 ``--split dev`` uses the generator's dev-split voices instead: the policy's settings are
 chosen there, so the test-split run is a held-out check.
@@ -54,13 +56,14 @@ GAP_S = 3.0
 WINDOW_S = 2.0  # the scenes' answer window after a question ends
 
 OLD_WAKE = ("hey aim", "okay aim", "ok aim", "hi aim", "excuse me aim")
-_EXACT = {"wake_tolerance": 0.0, "wake_lead_chars": 0, "wake_name_words": 0,
-          "wake_confirm_speak": 0.0, "wake_speak_threshold": 1.0}
+_LATE = {"wake_speak_threshold": 1.0, "wake_endpoint_s": 0.8}  # decided at the caption's end
+_EXACT = {**_LATE, "wake_tolerance": 0.0, "wake_lead_chars": 0, "wake_name_words": 0,
+          "wake_confirm_speak": 0.0}
 SYSTEMS: dict[str, dict[str, Any]] = {
     "v0.8_exact": {**_EXACT, "wake_phrases": list(OLD_WAKE)},
     "exact+name": _EXACT,
-    "loose_draft": {"wake_confirm_speak": 0.0, "wake_speak_threshold": 1.0},
-    "loose+confirm": {"wake_speak_threshold": 1.0},
+    "loose_draft": {**_LATE, "wake_confirm_speak": 0.0},
+    "loose+confirm": _LATE,
     "default": {},
 }
 PEER = "v0.8_exact"
