@@ -50,8 +50,11 @@ Per event label ``e`` with calibrated threshold ``on_e`` (manifest ``thresholds.
   a keyword that the student or the spotter already alerted from firing twice.
 
 Answers: when speak-now becomes active with argmax intent ``answer`` or ``acknowledge``, an
-``answer`` event is emitted (refractory ``answer_refractory_s``). A final caption that starts
-with a wake phrase ("hey aim ...") is addressed to the assistant: if the rest parses as an
+``answer`` event is emitted (refractory ``answer_refractory_s``). Speech that starts with a wake
+phrase ("hey aim ...", matched loosely in the streaming model's draft, see ``wake_tolerance``;
+a question needs speak-now's confirmation, ``wake_confirm_speak``) is addressed to the
+assistant, checked at the first pause of ``wake_endpoint_s`` and again for speech after such a
+pause; speak-now above ``wake_speak_threshold`` answers it at once. If the rest parses as an
 instruction (:func:`~aim_edge.instructions.parse_instruction`) it becomes the new instruction
 and is acknowledged, otherwise it is a question and gets an ``answer`` event unless the model
 already answered during that utterance. Answer text comes from an ``answerer``: an object with
@@ -668,10 +671,11 @@ class DecisionPolicy:
     def addressed(self, text: str, t: float, requests: list[str], *,
                   answered: bool = False, draft: str | None = None,
                   speak_max: float | None = None) -> list[dict[str, Any]]:
-        """A final caption's text that starts with a wake phrase: an instruction (appended to
+        """Speech whose text starts with a wake phrase: an instruction (appended to
         ``requests`` and acknowledged) or a question (answered). Returns the answer events.
 
-        Called by :meth:`_finalise` on the streaming model's text, or -- when a second pass
+        Called on the streaming model's text at the first pause of ``wake_endpoint_s`` (or by
+        :meth:`_finalise` when there was none), or -- when a second pass
         rewrites final captions (``defer_wake``) -- by the stream on the second pass's text,
         which is what a real voice said, with the streaming model's ``draft`` of the same
         utterance. The wake phrase counts when either heard it: the student is trained on
@@ -707,7 +711,7 @@ class DecisionPolicy:
                     and speak_max < self.config.wake_confirm_speak):
                 # "Hey, I'm home" drafted as "hey aim home": a drafted wake phrase before a
                 # question needs speak-now's confirmation; an instruction's words are evidence
-                # enough (speak-now is often low for them: dev2 kept 26 of 50 with it, 33 without)
+                # enough (speak-now is often low for spoken instructions)
                 return out
             if meaning.intent != "none" and self.config.spoken_instructions:
                 requests.append(rest)
