@@ -79,6 +79,7 @@ bench: install-test
 	$(PY) -m benchmarks.bench_ring
 	$(PY) -m benchmarks.bench_mic
 	$(PY) -m benchmarks.bench_models
+	$(PY) -m benchmarks.bench_wake
 	$(PY) -m benchmarks.bench_e2e --load 0 1 --loaded-seconds 60
 
 # Latency profile of the shipped demo scene in real time (issue 7); exit 3 when p99 misses
