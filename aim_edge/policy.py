@@ -52,7 +52,7 @@ Per event label ``e`` with calibrated threshold ``on_e`` (manifest ``thresholds.
 Answers: when speak-now becomes active with argmax intent ``answer`` or ``acknowledge``, an
 ``answer`` event is emitted (refractory ``answer_refractory_s``). Speech that starts with a wake
 phrase ("hey aim ...", matched loosely in the streaming model's draft, see ``wake_tolerance``;
-a question needs speak-now's confirmation, ``wake_confirm_speak``) is addressed to the
+confirmed by speak-now, ``wake_confirm_speak``) is addressed to the
 assistant, checked at the first pause of ``wake_endpoint_s`` and again for speech after such a
 pause; speak-now above ``wake_speak_threshold`` answers it at once. If the rest parses as an
 instruction (:func:`~aim_edge.instructions.parse_instruction`) it becomes the new instruction
@@ -142,11 +142,11 @@ class PolicyConfig(_Config):
         name instead. A second pass's text (real words) is always matched exactly. 0 / 0 / 0
         = exact matching only.
     wake_confirm_speak : float
-        A question after a wake phrase in the streaming model's draft counts only when
+        A wake phrase in the streaming model's draft counts only when
         speak-now reached this probability during the utterance (0 = no confirmation). The
         draft writes "hey aim" for "Hey, I'm home" too; speak-now mostly stays low for that
-        (``benchmarks/results/wake.json``). A spoken instruction (its rest parses as one) and a
-        second pass's exact wake phrase need no confirmation.
+        (``benchmarks/results/wake.json``). A second pass's exact wake phrase needs no
+        confirmation.
     wake_speak_threshold : float
         Answer as soon as speak-now reaches this probability while the current utterance's
         draft starts with a wake phrase, instead of waiting for the caption's endpoint or for
@@ -683,10 +683,10 @@ class DecisionPolicy:
         "Okay, I'm ..." for it (test split: 4 questions lost that way). When only the draft
         heard it, the whole second-pass text is the request.
 
-        The draft is matched loosely (``wake_tolerance`` ...). A question whose wake phrase
-        only the draft heard counts only when speak-now reached ``wake_confirm_speak`` during
-        the utterance (``speak_max``: the stream passes the value it kept with the caption;
-        None = this utterance's); an instruction needs no confirmation.
+        The draft is matched loosely (``wake_tolerance`` ...). A wake phrase only the draft
+        heard counts only when speak-now reached ``wake_confirm_speak`` during the utterance
+        (``speak_max``: the stream passes the value it kept with the caption; None = this
+        utterance's).
         """
         out: list[dict[str, Any]] = []
         if speak_max is None:
@@ -707,11 +707,11 @@ class DecisionPolicy:
                 # the draft's "... for ao ..." is a misspelling, not a word to watch (dev2:
                 # one such "instruction" raised 8 false keyword alerts): treat it as a question
                 meaning = InstructionMeaning(rest)
-            if (drafted and meaning.intent == "none"
-                    and speak_max < self.config.wake_confirm_speak):
-                # "Hey, I'm home" drafted as "hey aim home": a drafted wake phrase before a
-                # question needs speak-now's confirmation; an instruction's words are evidence
-                # enough (speak-now is often low for spoken instructions)
+            if drafted and speak_max < self.config.wake_confirm_speak:
+                # "Hey, I'm home" drafted as "hey aim home": a drafted wake phrase needs
+                # speak-now's confirmation. Instructions too: "Hey, I'm hungry, what's for
+                # dinner?" parses as "watch for the keyword dinner" (exempting instructions
+                # kept no more acknowledgements on dev or dev2)
                 return out
             if meaning.intent != "none" and self.config.spoken_instructions:
                 requests.append(rest)

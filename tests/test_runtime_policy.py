@@ -549,13 +549,14 @@ def test_a_misspelled_wake_phrase_answers_only_when_speak_now_confirms(runtime_f
         ("answer", "wake_phrase", "what time is it")]
     assert answers(0.5) == []  # below wake_confirm_speak (0.9): "Hey, I'm home" stays quiet
     assert answers(None) == []
-    # an instruction's words are evidence enough: no confirmation needed
-    script = spelled_from(spell("lkayaim tell me if the doorbell rings"), 2)
-    with make_engine(runtime_fake_bundle, script) as engine:
-        _, events = run_chunks(engine, 30)
-    assert [a["intent"] for a in events if a["type"] == "answer"] == ["acknowledge"]
-    assert [e["meaning"]["target_labels"] for e in events if e["type"] == "instruction"] == [
-        ["doorbell"]]
+    # an instruction needs the confirmation too: "Hey, I'm hungry, what's for dinner?" would
+    # otherwise replace the instruction in force with "watch for the keyword dinner"
+    for speak, expect in ((None, []), (0.95, [["doorbell"]])):
+        script = spelled_from(spell("lkayaim tell me if the doorbell rings"), 2, speak)
+        with make_engine(runtime_fake_bundle, script) as engine:
+            _, events = run_chunks(engine, 30)
+        assert [e["meaning"]["target_labels"] for e in events
+                if e["type"] == "instruction"] == expect
 
 
 def test_a_question_after_a_short_pause_is_answered_inside_a_running_caption(
