@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 
 from .errors import BundleError, OptionalDependencyError
+from .metrics import edit_distance
 
 if TYPE_CHECKING:
     from .bundle import Artifact, Bundle
@@ -49,6 +50,7 @@ __all__ = [
     "ZeroEncoder",
     "encoder_for_bundle",
     "match_wake_phrase",
+    "normalize_words",
     "parse_instruction",
     "strip_wake_phrase",
 ]
@@ -268,19 +270,10 @@ def _phrase_table(labels: Iterable[str], aliases: Mapping[str, Sequence[str]] | 
     return table
 
 
-def _words(text: str) -> str:
+def normalize_words(text: str) -> str:
+    """Lower-case words (letters, digits, apostrophes) joined by single spaces: how wake
+    phrases and requests are compared."""
     return " ".join(re.findall(r"[a-z0-9']+", text.lower()))
-
-
-def _edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance (insertions, deletions, substitutions cost 1)."""
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
 
 
 def _ends_with_name(word: str, name: str) -> bool:
@@ -320,8 +313,9 @@ def match_wake_phrase(text: str, wake_phrases: Sequence[str] = WAKE_PHRASES, *,
     addressed utterance): exact 93 / 240 with no false match; ``tolerance=0.25, lead_chars=2,
     name_words=3`` 191 / 240 with none (0.3 and 0.35 began to match ordinary speech).
     """
-    t = _words(text)
-    phrases = sorted({_words(p) for p in wake_phrases if _words(p)}, key=len, reverse=True)
+    t = normalize_words(text)
+    phrases = sorted({w for w in map(normalize_words, wake_phrases) if w}, key=len,
+                     reverse=True)
     for p in phrases:  # exact first: the longest phrase wins
         if t == p or t.startswith(p + " "):
             return t[len(p):].strip()
@@ -332,7 +326,7 @@ def match_wake_phrase(text: str, wake_phrases: Sequence[str] = WAKE_PHRASES, *,
                 for b in range(a + max(1, len(p) - k), min(len(t), a + len(p) + k) + 1):
                     if b < len(t) and t[b] != " ":
                         continue  # the span must end at a word end
-                    if _edit_distance(t[a:b], p) <= k:
+                    if edit_distance(t[a:b], p) <= k:
                         return t[b:].strip()
     if name_words > 0:
         names = {p.split()[-1] for p in phrases}

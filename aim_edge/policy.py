@@ -92,6 +92,7 @@ from .instructions import (
     WAKE_PHRASES,
     InstructionMeaning,
     match_wake_phrase,
+    normalize_words,
     parse_instruction,
     strip_wake_phrase,
 )
@@ -99,6 +100,13 @@ from .kws import DEFAULT_KWS_THRESHOLD, CtcKeywordSpotter
 from .metrics import TIME_EPS_S  # the evaluation mirror's tolerance: the two must agree
 
 __all__ = ["CaptionDecoder", "DecisionPolicy", "PolicyConfig", "ctc_greedy"]
+
+
+#: field type (as the dataclass records it) -> parser and what the message calls its values
+_NUMBER_PARSERS: dict[Any, tuple[Any, str]] = {
+    float: (float, "a number"), "float": (float, "a number"),
+    int: (int, "a whole number"), "int": (int, "a whole number"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,17 +258,12 @@ class PolicyConfig(_Config):
                 if flag not in ("true", "false", "yes", "no", "1", "0", "on", "off"):
                     raise ConfigError(f"policy setting {item!r}: expected true or false")
                 value = flag in ("true", "yes", "1", "on")
-            elif fields[name].type in (float, "float"):
+            elif fields[name].type in _NUMBER_PARSERS:
+                parse, kind = _NUMBER_PARSERS[fields[name].type]
                 try:
-                    value = float(text)
+                    value = parse(text)
                 except ValueError:
-                    raise ConfigError(f"policy setting {item!r}: {name} takes a number, "
-                                      f"e.g. {name}={getattr(cls(), name)}") from None
-            elif fields[name].type in (int, "int"):
-                try:
-                    value = int(text)
-                except ValueError:
-                    raise ConfigError(f"policy setting {item!r}: {name} takes a whole number, "
+                    raise ConfigError(f"policy setting {item!r}: {name} takes {kind}, "
                                       f"e.g. {name}={getattr(cls(), name)}") from None
             else:  # a field added without a parser here: refuse rather than guess
                 raise ConfigError(f"policy setting {item!r}: {name} cannot be set from the "
@@ -698,7 +701,7 @@ class DecisionPolicy:
             rest = strip_wake_phrase(text, self.config.wake_phrases)
             drafted = False
             if rest is None and draft and self._wake_rest(draft) is not None:
-                rest = " ".join(re.findall(r"[a-z0-9']+", text.lower()))
+                rest = normalize_words(text)
                 drafted = True
         if rest:
             meaning = self.parse(rest)

@@ -142,20 +142,8 @@ def build_stream(voice: Any, texts: Sequence[tuple[str, str]], seed: int
 
 def answers_of(engine: Any, samples: np.ndarray) -> list[float]:
     """Times (s) of the answer events the runtime emits on ``samples``, streamed chunk by
-    chunk as an application would."""
-    step = engine.bundle.chunk_samples
-    times: list[float] = []
-    with engine.create_stream() as stream:
-        for i in range(0, samples.size, step):
-            stream.accept_waveform(SR, samples[i:i + step])
-            while stream.is_ready():
-                stream.decode()
-        stream.input_finished()
-        while stream.is_ready():
-            stream.decode()
-        res = stream.get_result()
-    times += [float(a["t"]) for a in res.answers]
-    return times
+    chunk as an application would (:meth:`aim_edge.Engine.process_array`)."""
+    return [float(a["t"]) for a in engine.process_array(samples, SR).answers]
 
 
 def score(marks: Sequence[dict[str, Any]], times: Sequence[float], duration: float
