@@ -30,7 +30,7 @@ def test_sentences_are_disjoint_and_every_split_has_each_kind():
     groups = {}
     for s in SPLITS:
         texts = set()
-        for cat in ("everyday", "question", "keyword"):
+        for cat in ("everyday", "question", "keyword", "lookalike"):
             bank = text.sentences(s, cat)
             assert len(bank) >= 20, (s, cat, len(bank))
             texts |= {x.text.lower() for x in bank}
@@ -98,7 +98,7 @@ def test_split_assignment_is_stable():
 
 def test_generated_streams_use_only_their_split(tmp_path):
     _require("espeak-ng", "flite", "festival", "sox")
-    cfg = replace(scene.SceneConfig(), p_instruction=1.0, p_babble=1.0)
+    cfg = replace(scene.SceneConfig(), p_instruction=1.0, p_babble=1.0, p_lookalike=0.5)
     templates = {s: {f"{fam}:{t}" for fam in text.all_instruction_templates()
                      for t in text.instruction_templates(s, fam)} for s in SPLITS}
     for split in ("dev", "test"):
@@ -106,7 +106,7 @@ def test_generated_streams_use_only_their_split(tmp_path):
         assert rec["split"] == split
         for seg in rec["speech"]:
             assert seg["voice_split"] == split
-            if seg["category"] in ("everyday", "keyword"):
+            if seg["category"] in ("everyday", "keyword", "lookalike"):
                 assert split_of("sentence", seg["transcript"].lower()) == split
         for iv in rec["instructions"]:
             tid = iv.get("template_id")
@@ -145,3 +145,27 @@ def test_shippable_only_uses_only_redistributable_sources():
             assert by_path[e["file"]].shippable, e["file"]
     assert not any(r.shippable for r in sources.list_recordings()
                    if r.licence.startswith("unstated"))
+
+
+def test_lookalikes_are_never_addressed_and_off_by_default():
+    _require("espeak-ng", "flite", "festival", "sox")
+    _, plain = scene.make_stream("dev", 7, 0, 60.0, scene.SceneConfig(), None)
+    assert not [s for s in plain["speech"] if s["category"] == "lookalike"]
+    cfg = replace(scene.SceneConfig(), p_lookalike=1.0, events=False)
+    _, rec = scene.make_stream("dev", 7, 0, 60.0, cfg, None)
+    look = [i for i, s in enumerate(rec["speech"]) if s["category"] == "lookalike"]
+    assert look, [s["category"] for s in rec["speech"]]
+    bank = {s.text for s in text.sentences("dev", "lookalike")}
+    for i in look:
+        seg = rec["speech"][i]
+        assert seg["transcript"] in bank and not seg["is_addressed_to_assistant"]
+        assert not [r for r in rec["responses"] if r["trigger"].get("index") == i
+                    and r["trigger"]["type"] != "event"]
+
+
+def test_bench_wake_confusables_stay_out_of_the_generated_lookalikes():
+    from benchmarks.bench_wake import CONFUSABLE
+
+    bank = {s.text.lower() for sp in SPLITS for s in text.sentences(sp, "lookalike")}
+    assert len(bank) > 1000
+    assert not bank & {c.lower() for c in CONFUSABLE}

@@ -256,6 +256,10 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--no-tts-cache", action="store_true", help="render every utterance afresh")
     b.add_argument("--stream-seconds", type=float, nargs=2, default=(30.0, 120.0),
                    metavar=("MIN", "MAX"), help="stream length range (default 30 120)")
+    b.add_argument("--lookalike", type=float, default=0.0, metavar="P",
+                   help="share of everyday utterances replaced by wake-phrase look-alikes "
+                   "(\"Hey, I'm back\", \"Okay Jamie, ...\"; never answered), 0-1; default 0 "
+                   "builds exactly what earlier versions built")
     b.add_argument("--shard-size", type=int, default=100, help="streams per shard")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.add_argument("--force", action="store_true", help="replace a previous build in --out")
@@ -277,6 +281,8 @@ def _check_args(a) -> tuple[float, tuple[str, ...]]:
     lo, hi = a.stream_seconds
     if not (5 <= lo <= hi <= 600):
         raise UsageError(f"--stream-seconds needs 5 <= MIN <= MAX <= 600, got {lo} {hi}")
+    if not 0.0 <= a.lookalike <= 1.0:
+        raise UsageError(f"--lookalike must be between 0 and 1, got {a.lookalike}")
     if a.shard_size < 1:
         raise UsageError(f"--shard-size must be >= 1, got {a.shard_size}")
     if a.engines:
@@ -302,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    cfg = replace(scene.SceneConfig(), engines=engines, shippable_only=a.shippable_only)
+    cfg = replace(scene.SceneConfig(), engines=engines, shippable_only=a.shippable_only,
+                  p_lookalike=a.lookalike)
     cache = None if a.no_tts_cache else (a.tts_cache or speech.default_cache_dir())
     try:
         summary = build(a.out, a.split, a.seed, seconds, workers=a.workers, cfg=cfg,

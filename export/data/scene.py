@@ -63,6 +63,9 @@ class SceneConfig:
     output_dbfs: tuple[float, float] = (-40.0, -18.0)
     event_labels: tuple[str, ...] = EVENT_NAMES
     events_per_minute: float = 2.5
+    #: share of everyday utterances replaced by wake-phrase look-alikes ("Hey, I'm back");
+    #: 0 draws nothing extra, so builds without it are unchanged
+    p_lookalike: float = 0.0
     engine_weights: dict = field(default_factory=lambda: {
         "espeak-ng": 0.45, "flite": 0.25, "festival": 0.15, "mbrola": 0.1, "pico": 0.05})
 
@@ -512,10 +515,14 @@ def make_stream(split: str, seed: int, index: int, duration: float, cfg: SceneCo
             bank = text.keyword_sentences(split, kw)
             utter = _pick(rng, bank).text
             addressed = False
+        elif cfg.p_lookalike > 0 and rng.random() < cfg.p_lookalike:
+            utter = _pick(rng, text.sentences(split, "lookalike")).text
+            addressed = False
+            kind = "lookalike"
         else:
             utter = _pick(rng, text.sentences(split, "everyday")).text
             addressed = False
-        category = "question" if kind == "question" else (
+        category = kind if kind in ("question", "lookalike") else (
             "keyword" if text.find_keywords(utter) and not addressed else "everyday")
         y, seg = say(p, utter, category, t, addressed)
         if t + y.size / SR > duration - end_margin:

@@ -11,7 +11,11 @@ Categories of speech:
 - ``question`` — a question to the assistant, spoken after a wake phrase ("hey aim, ...");
 - ``keyword`` — everyday speech that contains one of :data:`KEYWORDS` (a response only when the
   active instruction watches that keyword);
-- ``instruction`` — an instruction spoken to the assistant (acknowledged).
+- ``instruction`` — an instruction spoken to the assistant (acknowledged);
+- ``lookalike`` — everyday speech that starts like a wake phrase but is not one ("Hey, I'm
+  back", "Okay Jamie, ...", "We aim to ..."): no response. Scenes use it only when
+  ``SceneConfig.p_lookalike`` > 0, so builds without it draw exactly what they drew before.
+  ``benchmarks/bench_wake.py``'s confusable sentences are not among these.
 """
 
 from __future__ import annotations
@@ -100,6 +104,36 @@ _EVERYDAY = [
     "I'm just going to make a cup of tea.",
     "The neighbours are having a party {time}.",
     "Remember to lock the {room} window.",
+]
+
+#: names that sound like the wake name or follow a greeting the way it does
+_LOOKALIKE_NAMES = ["Jamie", "Amy", "Tim", "Kim", "Jane", "Mae", "Abe", "Wayne", "Ray", "Faye",
+                    "Dave", "Kate"]
+_LOOKALIKE = [
+    "Hey, I'm back from {place}.",
+    "Hey, I'm in the {room}.",
+    "Hey, I'm making {food} {time}, do you want some?",
+    "Hey, I'm off to {place}.",
+    "Okay, I'm going to {place} {time}.",
+    "Okay, I'm nearly done in the {room}.",
+    "Hi, I'm back, where did you put {thing}?",
+    "Hi, I'm in the {room} if you need me.",
+    "Excuse me, I'm just getting {thing}.",
+    "I'm in the {room}.",
+    "Hey {lname}, have you seen {thing}?",
+    "Hey {lname}, are you going to {place} {time}?",
+    "Okay {lname}, I'll meet you at {place}.",
+    "Okay {lname}, {food} it is.",
+    "Hi {lname}, how did it go at {place}?",
+    "Hi {lname}, come and sit down.",
+    "Excuse me {lname}, is that {thing}?",
+    "{lname}, can you grab {thing}?",
+    "We aim to be at {place} {time}.",
+    "Aim to get there {time} if you can.",
+    "The aim is to clear the {room} {time}.",
+    "I aim to finish the {room} {time}.",
+    "Hey, hey, I'm talking to {lname}.",
+    "Hey, it's me, I'm at {place}.",
 ]
 
 _QUESTIONS = [
@@ -300,7 +334,7 @@ def _fill(template: str) -> list[str]:
     slots = {
         "person": _PEOPLE, "place": _PLACES, "time": _TIMES, "thing": _THINGS, "food": _FOODS,
         "room": _ROOMS, "genre": _GENRES, "number": _NUMBERS, "number2": _NUMBERS[::-1],
-        "word": _WORDS,
+        "word": _WORDS, "lname": _LOOKALIKE_NAMES,
     }
     names = [n for n in slots if "{" + n + "}" in template]
     if not names:
@@ -316,6 +350,7 @@ def _bank() -> tuple[Sentence, ...]:
     out: dict[str, Sentence] = {}
     groups = [("everyday", _EVERYDAY), ("question", _QUESTIONS)]
     groups += [("keyword", v) for v in _KEYWORD_SENTENCES.values()]
+    groups.append(("lookalike", _LOOKALIKE))
     for category, templates in groups:
         for t in templates:
             for text in _fill(t):
@@ -326,6 +361,8 @@ def _bank() -> tuple[Sentence, ...]:
                     cat = "keyword"
                 if category == "keyword" and not kws:
                     raise AssertionError(f"keyword sentence without keyword: {text!r}")
+                if category == "lookalike" and kws:
+                    raise AssertionError(f"look-alike sentence with a keyword: {text!r}")
                 if text not in out:
                     out[text] = Sentence(text, cat, split_of("sentence", text.lower()), kws)
     return tuple(out.values())
