@@ -112,3 +112,18 @@ def test_generate_train_bundle_load(tmp_path, monkeypatch, capsys):
     bundle = load_bundle(bundle_dir)
     assert bundle.events[0].name == "smoke_alarm" and bundle.events[0].safety
     assert {a.precision for a in bundle.artifacts} == {"fp32", "int8-dynamic"}
+
+
+def test_every_shipped_training_config_loads(tmp_path):
+    """The configs named in model.json's commands: a typo'd key fails here, not an hour in."""
+    from pathlib import Path
+
+    configs = sorted(Path("export/configs").glob("*.json"))
+    assert len(configs) >= 10
+    for path in configs:
+        cfg = train.TrainConfig.load(path)
+        assert cfg.lr > 0 and cfg.batch >= 1, path
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"lr": 0.001, "encoder_dropuot": 0.1}')
+    with pytest.raises(SystemExit, match="encoder_dropuot"):
+        train.TrainConfig.load(bad)
