@@ -54,7 +54,8 @@ Answers: when speak-now becomes active with argmax intent ``answer`` or ``acknow
 phrase ("hey aim ...", matched loosely in the streaming model's draft, see ``wake_tolerance``;
 confirmed by speak-now, ``wake_confirm_speak``) is addressed to the
 assistant, checked at the first pause of ``wake_endpoint_s`` and again for speech after such a
-pause; speak-now above ``wake_speak_threshold`` answers it at once. If the rest parses as an
+pause; speak-now above ``wake_speak_threshold`` answers it sooner, once the draft has paused
+``wake_speak_pause_s``. If the rest parses as an
 instruction (:func:`~aim_edge.instructions.parse_instruction`) it becomes the new instruction
 and is acknowledged, otherwise it is a question and gets an ``answer`` event unless the model
 already answered during that utterance. Answer text comes from an ``answerer``: an object with
@@ -160,6 +161,10 @@ class PolicyConfig(_Config):
         draft starts with a wake phrase, instead of waiting for the caption's endpoint or for
         the unconditioned speak-now threshold (1 = off). The wake phrase is the evidence that
         the speech is addressed; speak-now says when the question is over.
+    wake_speak_pause_s : float
+        ... but only once the draft has paused this long (seconds without a new letter;
+        0 = at once). Speak-now sometimes passes ``wake_speak_threshold`` on the last word,
+        and an answer then talks over the end of the question.
     spoken_instructions : bool
         Let a caption "hey aim, <instruction>" replace the active instruction.
     kws_threshold : float
@@ -191,6 +196,7 @@ class PolicyConfig(_Config):
     wake_name_words: int = 3
     wake_confirm_speak: float = 0.9
     wake_speak_threshold: float = 0.99
+    wake_speak_pause_s: float = 0.16
     spoken_instructions: bool = True
     kws_threshold: float = DEFAULT_KWS_THRESHOLD
     safety_without_instruction: bool = True
@@ -222,6 +228,9 @@ class PolicyConfig(_Config):
         if not _is_real(self.wake_speak_threshold) or not 0.0 < self.wake_speak_threshold <= 1.0:
             self._fail("wake_speak_threshold", self.wake_speak_threshold,
                        "a probability in (0, 1] (1 = off)")
+        if not _is_real(self.wake_speak_pause_s) or not 0.0 <= self.wake_speak_pause_s <= 5.0:
+            self._fail("wake_speak_pause_s", self.wake_speak_pause_s,
+                       "seconds in [0, 5] (0 = answer at once)")
         for name in ("spoken_instructions", "safety_without_instruction"):
             if not isinstance(getattr(self, name), bool):
                 self._fail(name, getattr(self, name), "True or False")
@@ -495,6 +504,9 @@ class DecisionPolicy:
         intent = int(np.argmax(intent_logits)) if intent_logits.size else 0
         self.last_probs = {"speak": p_speak, "intent": intent, "events": p_events}
 
+        # with a pause required, speak-now may have peaked on the question's last word
+        wake_speak = (max(p_speak, self.utterance_speak_max) if self.config.wake_speak_pause_s > 0
+                      else p_speak)
         # speak-now with hysteresis; answers on its rising edge
         was_speaking = self.speaking
         if not self.speaking and p_speak >= self.speak_on:
@@ -506,8 +518,10 @@ class DecisionPolicy:
             kind = self.intents[intent]
             question = self.captions.text or self.partial_text
             out.append(self._answer(t, kind, question, p_speak, "model"))
-        elif (p_speak >= self.config.wake_speak_threshold and not self.answered_utterance
+        elif (wake_speak >= self.config.wake_speak_threshold and not self.answered_utterance
               and self.captions.tokens and intent in self._intent_answer
+              and self.captions.blank_run * chunk.frame_s
+              >= self.config.wake_speak_pause_s - TIME_EPS_S
               and t - self.last_answer >= self.config.answer_refractory_s):
             rest = self._wake_rest(self.captions.text[self.segment_start:])
             if rest is not None:

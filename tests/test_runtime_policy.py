@@ -593,30 +593,36 @@ def test_a_drafted_instruction_needs_a_real_keyword(runtime_fake_bundle):
     assert run("hey aim tell me if someone says dinner") == ([["dinner"]], ["acknowledge"])
 
 
-def test_speak_now_answers_a_drafted_wake_phrase_before_the_endpoint(runtime_fake_bundle):
+@pytest.mark.parametrize("pause_s, after", [(0.0, 0), (0.16, 1), (0.32, 2)])
+def test_speak_now_answers_a_drafted_wake_phrase_before_the_endpoint(runtime_fake_bundle,
+                                                                     pause_s, after):
     frames = spell("hey aim what time is it")
     n = (len(frames) + 3) // 4
+    assert 4 * n - len(frames) == 1  # one blank frame (40 ms) after the last letter
 
     def script(i, feeds):
         if i < n:
             return {"ctc": frames[4 * i:4 * i + 4]}
         if i == n:  # below the bundle's speak-now threshold (0.5), above wake_speak_threshold
             return {"speak": 0.45, "intent": "answer"}
+        if i <= n + 3:  # speak-now falls after the last word; the model still wants to answer
+            return {"speak": 0.1, "intent": "answer"}
         return {}
 
-    with make_engine(runtime_fake_bundle, script,
-                     policy={"wake_speak_threshold": 0.4, "wake_confirm_speak": 0.4}) as engine:
+    policy = {"wake_speak_threshold": 0.4, "wake_confirm_speak": 0.4,
+              "wake_speak_pause_s": pause_s}
+    with make_engine(runtime_fake_bundle, script, policy=policy) as engine:
         _, events = run_chunks(engine, 24)
     got = [e for e in events if e["type"] == "answer"]
     final = [e for e in events if e["type"] == "caption" and e["final"]]
     assert [(a["source"], a["question"]) for a in got] == [("wake_model", "what time is it")]
-    assert got[0]["t"] == pytest.approx(chunk_end_s(n), abs=1e-3)
+    # at once, or once the draft has paused pause_s (4 blank frames of 40 ms per chunk)
+    assert got[0]["t"] == pytest.approx(chunk_end_s(n + after), abs=1e-3)
     assert got[0]["t"] < final[0]["t"]  # the endpoint (0.8 s of blanks) came later
     # the same speak-now without the wake phrase in the draft says nothing
     frames = spell("what time is it")
     n = (len(frames) + 3) // 4
-    with make_engine(runtime_fake_bundle, script,
-                     policy={"wake_speak_threshold": 0.4, "wake_confirm_speak": 0.4}) as engine:
+    with make_engine(runtime_fake_bundle, script, policy=policy) as engine:
         _, events = run_chunks(engine, 24)
     assert [e for e in events if e["type"] == "answer"] == []
 
@@ -632,6 +638,8 @@ def test_policy_config_validation_names_the_field():
         PolicyConfig(wake_confirm_speak=2).validate()
     with pytest.raises(ConfigError, match="policy.wake_endpoint_s = 0"):
         PolicyConfig(wake_endpoint_s=0).validate()
+    with pytest.raises(ConfigError, match="policy.wake_speak_pause_s = -0.1"):
+        PolicyConfig(wake_speak_pause_s=-0.1).validate()
     assert PolicyConfig.parse_settings(["wake_name_words=0", "wake_tolerance=0"]) == {
         "wake_name_words": 0, "wake_tolerance": 0.0}
     with pytest.raises(ConfigError, match="wake_lead_chars takes a whole number"):
