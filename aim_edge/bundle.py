@@ -22,7 +22,8 @@ Manifest, schema version 1 (fields marked ``?`` are optional)::
     thresholds       {speak_now: float, events: {label: float}, false_alerts_per_hour?: float,
                       calibrated_on?: str, recall_at_rate?: {...},
                       hysteresis?: float in [0, 1), refractory_s?: float | {label: float},
-                      confirm_chunks?: int >= 1 | {label: int >= 1}}
+                      confirm_chunks?: int >= 1 | {label: int >= 1},
+                      caption_confidence?: float in [0, 1)}
     artifacts        [{file, format: onnx|tflite, precision: fp32|fp16|int8-dynamic|
                       int8-static, size, sha256, role: step|instruction_encoder|asr_*,
                       encoder?: str (instruction_encoder artifacts),
@@ -39,7 +40,9 @@ Optional runtime fields (all validated when present):
 * ``thresholds.hysteresis`` -- ``off = on - hysteresis`` per label (default 0.1, see
   :mod:`aim_edge.policy`); ``thresholds.refractory_s`` -- seconds before a label may alert again;
   ``thresholds.confirm_chunks`` -- chunks at or above threshold before a sound alerts (default
-  1; ``python -m export.confirm`` chooses it per label on dev scenes through the runtime).
+  1; ``python -m export.confirm`` chooses it per label on dev scenes through the runtime);
+  ``thresholds.caption_confidence`` -- mean letter posterior below which a final caption is
+  dropped as not speech (``python -m export.caption_gate`` chooses it on dev scenes).
 * ``artifacts[i].tokenizer`` -- the tokenizer file of an ``instruction_encoder`` artifact,
   size- and sha256-checked like the artifact itself.
 * ``artifacts[i].parity.known_answer`` -- ``{chunks, speak_logit: [..], event_logits: [[..]],
@@ -558,8 +561,14 @@ def _check_runtime_thresholds(thr: Mapping[str, Any], names: set[str]) -> None:
     _check_per_label(thr, "confirm_chunks", int, 1, names,
                      "a whole number of chunks >= 1 (1 = alert at the first chunk above"
                      " threshold)")
-    if "confirm_chosen_on" in thr:
-        _require(thr, "confirm_chosen_on", dict, "thresholds.")
+    if "caption_confidence" in thr:
+        c = _require(thr, "caption_confidence", (int, float), "thresholds.")
+        if not 0.0 <= c < 1.0:
+            raise BundleError(f"manifest: thresholds.caption_confidence = {c} must be in [0, 1)"
+                              " (a mean letter posterior; 0 keeps every caption)")
+    for key in ("confirm_chosen_on", "caption_confidence_chosen_on"):
+        if key in thr:
+            _require(thr, key, dict, "thresholds.")
 
 
 def _check_per_label(thr: Mapping[str, Any], key: str, types: type | tuple[type, ...],

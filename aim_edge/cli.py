@@ -273,8 +273,11 @@ def print_summary(summary: dict[str, Any], engine: Any, out: TextIO) -> None:
           + (" (real-time pacing)" if summary["realtime"] else ""), file=out)
     if rtf is not None:
         print(f"  RTF           {rtf:.4f} wall, {cpu_rtf:.4f} CPU (all loop threads)", file=out)
+    dropped = summary.get("captions_dropped", 0)
     print(f"  events        {summary['alerts']} alerts, {summary['captions']} final captions,"
-          f" {summary['answers']} answers", file=out)
+          f" {summary['answers']} answers"
+          + (f" ({dropped} utterance{'s' if dropped != 1 else ''} dropped as not speech)"
+             if dropped else ""), file=out)
     print(f"  latency       responses {_fmt_pct(summary['response_latency_ms'])}", file=out)
     if not summary["realtime"]:
         print("                (as fast as possible: chunks queue behind the file reader, so"
@@ -397,7 +400,9 @@ def add_model_arguments(p: Any) -> None:
                    "endpoint), wake_speak_pause_s=0.16 (... once the draft has paused that "
                    "long, so the answer does not talk over the last word; 0 = at once), "
                    "wake_endpoint_s=0.48 (the pause after which speech is checked "
-                   "for a wake phrase, before the caption ends), "
+                   "for a wake phrase, before the caption ends), caption_confidence=0 (keep "
+                   "the captions the bundle's gate drops as not speech: letters the model "
+                   "wrote over a siren or a beep), "
                    "safety_without_instruction=false (one model step per chunk, but with a "
                    "bundle whose event head reads the instruction, `aim-edge info` says which, "
                    "an instruction may then hide a safety sound)")

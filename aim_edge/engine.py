@@ -86,7 +86,8 @@ class Result:
 
     Attributes
     ----------
-    captions : final caption events, oldest first.
+    captions : final caption events, oldest first (captions dropped as not speech are
+        not among them: see ``captions_dropped``).
     partial : text of the current (not yet final) caption.
     alerts, answers, instructions : events of those types.
     events : every event, in emission order (the last ``Stream.max_events``).
@@ -97,6 +98,8 @@ class Result:
         input, drops, instruction encoder fallback).
     instruction : the active instruction text ("" = none).
     outputs : per-chunk raw model outputs when the stream records them, else None.
+    captions_dropped : utterances whose letters were too uncertain to be speech
+        (``PolicyConfig.caption_confidence``); their events have ``dropped`` set.
     """
 
     captions: list[dict[str, Any]]
@@ -111,6 +114,7 @@ class Result:
     notes: list[str]
     instruction: str
     outputs: list[dict[str, np.ndarray]] | None = None
+    captions_dropped: int = 0
 
     @property
     def text(self) -> str:
@@ -325,7 +329,9 @@ class Engine:
             refractory=None if "refractory_s" in self._policy_set else b.per_label("refractory_s"),
             hysteresis=None if "hysteresis" in self._policy_set else self._thr.get("hysteresis"),
             confirm=b.confirm_chunks,
-            aliases=self._aliases, answerer=self.answerer)
+            aliases=self._aliases, answerer=self.answerer,
+            caption_confidence=(None if "caption_confidence" in self._policy_set
+                                else self._thr.get("caption_confidence")))
 
     # ------------------------------------------------------------------ streams
     def create_stream(self, *, instruction: str | None = None, record_outputs: bool = False,
@@ -483,6 +489,7 @@ class Stream:
         self._events: collections.deque[dict[str, Any]] = collections.deque(
             maxlen=self.max_events)
         self._captions: list[dict[str, Any]] = []
+        self._captions_dropped = 0
         self._alerts: list[dict[str, Any]] = []
         self._answers: list[dict[str, Any]] = []
         self._instructions: list[dict[str, Any]] = []
@@ -605,7 +612,8 @@ class Stream:
                 chunks=self._chunk_index,
                 audio_s=(self._fb_samples + self._segments[-1][1]) / self.sample_rate,
                 dropped_samples=dropped, notes=notes, instruction=self._instruction,
-                outputs=list(self._outputs) if self.record_outputs else None)
+                outputs=list(self._outputs) if self.record_outputs else None,
+                captions_dropped=self._captions_dropped)
 
     def note(self, text: str) -> None:
         with self._result_lock:
@@ -821,7 +829,7 @@ class Stream:
         for ev in events:
             if ev["type"] == "caption" and ev["final"] and self._vad is not None:
                 continue  # silero endpoints: the VAD's utterances make the final captions
-            if ev["type"] == "caption" and ev["final"]:
+            if ev["type"] == "caption" and ev["final"] and not ev.get("dropped"):
                 # CTC marks only the first and last emitted character: give Whisper the
                 # word onsets and offsets around them too
                 audio = self._audio_between(ev["start_s"] - SECOND_PASS_LEAD_S,
@@ -895,7 +903,9 @@ class Stream:
         with self._result_lock:
             self._events.append(ev)
             kind = ev["type"]
-            if kind == "caption" and ev["final"]:
+            if kind == "caption" and ev["final"] and ev.get("dropped"):
+                self._captions_dropped += 1
+            elif kind == "caption" and ev["final"]:
                 self._captions.append(ev)
                 self.policy.context.captions.append((ev["end_s"], ev["text"]))
             elif kind == "alert":
@@ -911,11 +921,12 @@ class Stream:
         lat = percentiles([r.latency_ms() for r in self.timings.records()])
         with self._result_lock:
             n_alerts, n_captions = len(self._alerts), len(self._captions)
+            n_dropped = self._captions_dropped
         info = self._last_info
         return {"type": "stats", "t": round(t if t is not None else (info.end_s if info else 0.0),
                                             3),
                 "latency_ms": None, "chunks": self._chunk_index, "alerts": n_alerts,
-                "captions": n_captions,
+                "captions": n_captions, "captions_dropped": n_dropped,
                 "dropped_samples": res_stats.dropped_samples - self._drop_base,
                 "overflow_events": res_stats.overflow_events,
                 "chunk_latency_ms": {k: (round(v, 3) if np.isfinite(v) else None)

@@ -456,6 +456,7 @@ class Loop:
             "cpu_rtf": cpu / res.audio_s if res.audio_s else None,
             "thread_cpu_s": dict(self.thread_cpu_s),
             "alerts": len(res.alerts), "captions": len(res.captions),
+            "captions_dropped": res.captions_dropped,
             "answers": len(res.answers), "events": self.events_emitted,
             "response_latency_ms": percentiles(lat),
             "chunk_latency_ms": percentiles([r.latency_ms() for r in

@@ -17,8 +17,12 @@ Every event is a JSON-ready ``dict``; the first three keys are always present::
 ``caption``
     ``final`` (bool: false = partial, replaced by later captions of the same utterance),
     ``text`` (str), ``start_s`` / ``end_s`` (stream seconds of the utterance's first and last
-    CTC frame). A final caption rewritten by a second pass also has ``second_pass: true`` and
-    ``draft`` (the streaming text).
+    CTC frame), ``confidence`` (mean posterior of the streaming model's letters, 0-1); a final
+    caption also has ``over_sound`` (bool: a sound was active while its letters came). A final
+    caption rewritten by a second pass also has ``second_pass: true`` and ``draft`` (the
+    streaming text). A final caption dropped as not speech (letters too uncertain, see
+    ``PolicyConfig.caption_confidence``) has ``text`` "", ``dropped: "low_confidence"`` and
+    ``draft``: it ends the utterance whose partial captions were shown.
 ``alert``
     ``label`` (event label, or ``keyword:<word>``), ``score`` (probability in [0, 1]),
     ``start_s`` (stream seconds when the event became active), ``safety`` (bool), ``source``
@@ -34,9 +38,9 @@ Every event is a JSON-ready ``dict``; the first three keys are always present::
     ``meaning`` (``{intent, target_labels, target_keywords, muted_labels}`` as the policy reads
     it), and ``note`` when the bundle has no instruction encoder.
 ``stats``
-    ``chunks``, ``alerts``, ``captions``, ``dropped_samples``, ``overflow_events``,
-    ``chunk_latency_ms`` (``{p50, p95, p99, max}``), and in loop summaries ``audio_s``,
-    ``wall_s``, ``rtf``, ``final`` (bool: the end-of-run summary).
+    ``chunks``, ``alerts``, ``captions``, ``captions_dropped``, ``dropped_samples``,
+    ``overflow_events``, ``chunk_latency_ms`` (``{p50, p95, p99, max}``), and in loop
+    summaries ``audio_s``, ``wall_s``, ``rtf``, ``final`` (bool: the end-of-run summary).
 
 Example line of ``--jsonl``::
 
@@ -189,6 +193,9 @@ class ConsoleResponder:
             if event["final"]:
                 if event["text"]:
                     self._line(f"{stamp} {event['text']}")
+                else:  # dropped as not speech: take its partial off the screen
+                    self._clear_partial()
+                    self.out.flush()
             elif self.live:
                 width = shutil.get_terminal_size((100, 20)).columns
                 text = f"{stamp} {event['text']} …"[-max(width - 1, 10):]

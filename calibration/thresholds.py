@@ -130,3 +130,54 @@ def choose_confirm(counts: dict[str, dict[int, tuple[int, int, int]]]) -> dict[s
         keep = [n for n in sorted(by_n) if by_n[n][0] >= tp1]
         out[label] = min(keep, key=lambda n: (by_n[n][2], n))
     return out
+
+
+#: Caption-confidence candidates: mean letter posteriors (v0.8: speech captions have a median
+#: of 0.78, captions over sirens and beeps 0.49).
+CAPTION_GRID = np.round(np.arange(0.30, 0.801, 0.02), 4)
+#: Share of speech captions' characters the caption gate may drop (2 %).
+DEFAULT_MAX_SPEECH_LOSS = 0.02
+
+
+def caption_gate_curve(captions: Sequence[tuple[float, int, bool, bool]],
+                       grid: Sequence[float] = CAPTION_GRID) -> list[dict[str, Any]]:
+    """For each threshold of ``grid``: what the runtime's caption gate removes at it. Per final
+    caption of dev scenes, ``captions`` holds ``(confidence, characters, over_speech,
+    over_sound)``: ``over_speech`` = it lies mostly over labelled speech, ``over_sound`` = its
+    letters came while a sound was active. The gate drops a caption over a sound whose
+    confidence is below the threshold (:class:`aim_edge.policy.PolicyConfig`)."""
+    conf = np.array([c[0] for c in captions], np.float64)
+    chars = np.array([c[1] for c in captions], np.int64)
+    speech = np.array([c[2] for c in captions], bool)
+    sound = np.array([c[3] for c in captions], bool)
+    total = max(int(chars[speech].sum()), 1)
+    rows = []
+    for thr in sorted(float(g) for g in grid):
+        drop = sound & (conf < thr)
+        rows.append({"threshold": thr,
+                     "nonspeech_dropped": int((drop & ~speech).sum()),
+                     "nonspeech": int((~speech).sum()),
+                     "speech_dropped": int((drop & speech).sum()),
+                     "speech": int(speech.sum()),
+                     "speech_chars_lost": float(chars[drop & speech].sum() / total)})
+    return rows
+
+
+def choose_caption_confidence(captions: Sequence[tuple[float, int, bool, bool]],
+                              max_speech_loss: float = DEFAULT_MAX_SPEECH_LOSS,
+                              grid: Sequence[float] = CAPTION_GRID
+                              ) -> tuple[float, list[dict[str, Any]]]:
+    """The highest threshold of ``grid`` that drops at most ``max_speech_loss`` of the
+    characters of captions over speech (so it drops the most captions over no speech), and
+    the curve it was read from (:func:`caption_gate_curve`). 0.0 when even the lowest
+    threshold loses more."""
+    if not 0.0 <= max_speech_loss < 1.0:
+        raise ValueError(f"max_speech_loss = {max_speech_loss!r}: give a share in [0, 1),"
+                         " e.g. 0.02")
+    if not any(c[2] for c in captions):
+        raise ValueError("choose_caption_confidence: no caption lies over labelled speech;"
+                         " give dev scenes with speech (python -m export.data build --split"
+                         " dev)")
+    curve = caption_gate_curve(captions, grid)
+    ok = [r["threshold"] for r in curve if r["speech_chars_lost"] <= max_speech_loss]
+    return (max(ok) if ok else 0.0), curve

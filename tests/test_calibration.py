@@ -10,7 +10,13 @@ import pytest
 
 from calibration.metrics import decision_time, event_counts, proactive
 from calibration.streams import capture_step_inputs, coverage, select_streams
-from calibration.thresholds import calibrate, choose_confirm, operating_curve
+from calibration.thresholds import (
+    calibrate,
+    caption_gate_curve,
+    choose_caption_confidence,
+    choose_confirm,
+    operating_curve,
+)
 
 
 def _stream(n_chunks, *, events=(), responses=(), quiet=(), speech=(), sid="s"):
@@ -194,3 +200,29 @@ def test_choose_confirm_waits_only_where_it_costs_no_detection():
                                       "bell": 2, "quiet": 1}
     with pytest.raises(ValueError, match="no count for 1 chunk"):
         choose_confirm({"siren": {2: (1, 0, 0)}})
+
+
+def test_caption_gate_drops_the_most_non_speech_within_the_speech_budget():
+    # (confidence, characters, over speech, over a sound): speech is sure except one
+    # 10-letter guess at 0.55 over a sound and one at 0.45 over none (kept at any threshold);
+    # the letters over sirens sit at 0.40-0.60, one guess over no sound is never dropped
+    caps = ([(0.8, 40, True, False)] * 9 + [(0.55, 10, True, True), (0.45, 10, True, False)]
+            + [(0.40, 4, False, True), (0.50, 3, False, True), (0.60, 5, False, True),
+               (0.35, 2, False, False)])
+    grid = [0.3, 0.45, 0.52, 0.56, 0.62]
+    curve = caption_gate_curve(caps, grid)
+    assert [r["nonspeech_dropped"] for r in curve] == [0, 1, 2, 2, 3]
+    assert [r["nonspeech"] for r in curve] == [4] * 5
+    assert [r["speech_dropped"] for r in curve] == [0, 0, 0, 1, 1]
+    assert curve[3]["speech_chars_lost"] == pytest.approx(10 / 380)
+    # 10 of 380 speech letters = 2.6 %: a 2 % budget stops below 0.55, a 3 % one above it
+    assert choose_caption_confidence(caps, 0.02, grid)[0] == 0.52
+    assert choose_caption_confidence(caps, 0.03, grid)[0] == 0.62
+    # a budget of 0 keeps every speech caption; if even the lowest value loses speech: off
+    assert choose_caption_confidence(caps, 0.0, grid)[0] == 0.52
+    assert choose_caption_confidence([(0.2, 5, True, True), (0.9, 5, True, True)], 0.0,
+                                     grid)[0] == 0.0
+    with pytest.raises(ValueError, match="no caption lies over labelled speech"):
+        choose_caption_confidence([(0.4, 3, False, True)])
+    with pytest.raises(ValueError, match="max_speech_loss = 1.5"):
+        choose_caption_confidence(caps, 1.5)

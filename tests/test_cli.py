@@ -26,6 +26,29 @@ def test_demo_runs_the_shipped_bundle_on_the_demo_scene(capsys):
     assert siren["earliest"] <= times[0] <= siren["latest"] + 0.2
 
 
+def test_the_letters_the_model_writes_over_the_demo_siren_are_not_shown(capsys):
+    """The siren (18.1-26.0 s, no speech until 28.9 s) makes the student write unsure
+    letters; the bundle's caption gate drops them, and keeping every caption shows them."""
+    import re
+    from importlib import resources
+
+    wav = str(resources.files("aim_edge").joinpath("data", "demo_scene.wav"))
+
+    def captions_between(out, a, b):
+        lines = re.findall(r"\[\s*([0-9.]+)s\] (.*)", out)
+        return [(float(t), x) for t, x in lines if a < float(t) < b
+                and not x.startswith(("SAFETY ALERT", "ALERT", "answer", "instruction"))]
+
+    assert cli.main(["run", wav]) == 0
+    out = capsys.readouterr().out
+    assert captions_between(out, 18.0, 28.9) == [], out
+    assert re.search(r"\(\d+ utterances? dropped as not speech\)", out), out
+    assert cli.main(["run", wav, "--policy", "caption_confidence=0"]) == 0
+    out = capsys.readouterr().out
+    assert captions_between(out, 18.0, 28.9), out  # the siren's letters, kept
+    assert "dropped as not speech" not in out
+
+
 def test_demo_without_bundle_exits_zero_with_a_clear_message(capsys, monkeypatch):
     from aim_edge import bundles
 

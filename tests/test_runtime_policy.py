@@ -850,3 +850,141 @@ def test_no_safety_recheck_for_a_model_whose_events_ignore_the_instruction(runti
     (root / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(BundleError, match="event_branch = 'yes' must be true or false"):
         load_bundle(root)
+
+
+# ---------------------------------------------------------------------------- caption gate
+
+def sure_of(frames, p, vocab=VOCAB):
+    """CTC log-probs whose argmax is ``frames`` (None = blank) with posterior ``p`` per frame."""
+    lp = np.full((len(frames), len(vocab)), np.log((1 - p) / (len(vocab) - 1)), np.float32)
+    for i, tok in enumerate(frames):
+        lp[i, 0 if tok is None else vocab.index(tok)] = np.log(p)
+    return lp
+
+
+def test_caption_confidence_is_the_mean_posterior_of_the_letter_frames():
+    dec = CaptionDecoder(VOCAB)
+    assert dec.confidence == 0.0  # no letter yet
+    dec.accept(sure_of([None, None], 0.99), 0)  # blanks do not count, however sure
+    assert dec.confidence == 0.0
+    dec.accept(sure_of(["h", "h", "i"], 0.9), 2)  # a repeated frame is still a letter frame
+    dec.accept(sure_of([None, "i"], 0.3), 5)
+    assert dec.text == "hii"
+    assert dec.confidence == pytest.approx((3 * 0.9 + 0.3) / 4, abs=1e-6)
+    dec.new_utterance()
+    assert dec.confidence == 0.0
+    # the new utterance's first frame repeats the old last letter: that emission belonged to
+    # the previous utterance, so neither its text nor its posterior counts
+    dec.accept(sure_of(["i", None, "o"], 0.5), 7)
+    assert dec.text == "o" and dec.confidence == pytest.approx(0.5, abs=1e-6)
+
+
+def _gated_run(bundle_path, p, n_chunks=14, sound=0.9, **kw):
+    """Letters "i ie ie" at posterior ``p`` from chunk 2, while a doorbell (not a safety
+    label, no instruction: no alert) sounds at probability ``sound`` (threshold 0.5)."""
+    frames = spell("i ie ie") + [None] * 4
+    lp = sure_of(frames, p, VOCAB)
+
+    def script(i, feeds):
+        j = i - 2
+        if 0 <= 4 * j < len(lp) - 3:
+            return {"ctc_logprobs": lp[4 * j:4 * j + 4], "events": {"doorbell": sound}}
+        return {}
+
+    engine = make_engine(bundle_path, script, **kw)
+    stream, events = run_chunks(engine, n_chunks)
+    return engine, stream, events
+
+
+def test_a_caption_the_model_is_unsure_of_is_dropped_and_counted(runtime_fake_bundle):
+    _, stream, events = _gated_run(runtime_fake_bundle, 0.4, policy={"caption_confidence": 0.58})
+    caps = [e for e in events if e["type"] == "caption"]
+    partials, finals = [c for c in caps if not c["final"]], [c for c in caps if c["final"]]
+    assert partials and partials[-1]["text"] == "i ie ie"  # shown live, as they came
+    assert len(finals) == 1
+    f = finals[0]
+    assert f["text"] == "" and f["dropped"] == "low_confidence" and f["draft"] == "i ie ie"
+    assert f["confidence"] == pytest.approx(0.4, abs=1e-3)
+    res = stream.get_result()
+    assert res.captions == [] and res.captions_dropped == 1
+    assert stream.stats_event()["captions_dropped"] == 1
+    # the same letters written with confidence are a caption like any other
+    _, stream, events = _gated_run(runtime_fake_bundle, 0.9, policy={"caption_confidence": 0.58})
+    res = stream.get_result()
+    assert [c["text"] for c in res.captions] == ["i ie ie"] and res.captions_dropped == 0
+    assert res.captions[0]["confidence"] == pytest.approx(0.9, abs=1e-3)
+    assert "dropped" not in res.captions[0] and res.captions[0]["over_sound"]
+    # unsure letters with no sound heard are kept: real speech in a voice the model knows
+    # badly is still speech
+    _, stream, events = _gated_run(runtime_fake_bundle, 0.4, sound=0.3,
+                                   policy={"caption_confidence": 0.58})
+    res = stream.get_result()
+    assert [c["text"] for c in res.captions] == ["i ie ie"] and res.captions_dropped == 0
+    assert res.captions[0]["over_sound"] is False
+    assert not [e for e in events if e["type"] == "alert"]
+    # and with the gate off (the default without a manifest value) nothing is dropped
+    _, stream, _ = _gated_run(runtime_fake_bundle, 0.4)
+    assert [c["text"] for c in stream.get_result().captions] == ["i ie ie"]
+
+
+def test_the_caption_gate_comes_from_the_manifest_unless_named(runtime_fake_bundle):
+    path = runtime_fake_bundle / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["thresholds"]["caption_confidence"] = 0.58
+    path.write_text(json.dumps(manifest))
+    engine, stream, _ = _gated_run(runtime_fake_bundle, 0.4)
+    assert engine.new_policy().caption_confidence == 0.58
+    assert stream.get_result().captions_dropped == 1
+    engine, stream, _ = _gated_run(runtime_fake_bundle, 0.4, policy={"caption_confidence": 0.0})
+    assert engine.new_policy().caption_confidence == 0.0
+    assert stream.get_result().captions_dropped == 0
+    manifest["thresholds"]["caption_confidence"] = 1.5
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=r"thresholds.caption_confidence = 1.5 must be in"):
+        load_bundle(runtime_fake_bundle)
+    with pytest.raises(ConfigError, match="policy.caption_confidence = -0.1"):
+        PolicyConfig(caption_confidence=-0.1).validate()
+    assert PolicyConfig.parse_settings(["caption_confidence=0.5"]) == {"caption_confidence": 0.5}
+
+
+def test_a_dropped_caption_never_reaches_the_second_pass(runtime_fake_bundle):
+    heard = []
+
+    class CountingWhisper:
+        def transcribe(self, samples):
+            heard.append(len(samples))
+            return "hey aim what time is it"
+
+    _, stream, events = _gated_run(runtime_fake_bundle, 0.4, second_pass=CountingWhisper(),
+                                   policy={"caption_confidence": 0.58})
+    assert heard == []  # Whisper would have heard words in the siren; it is not asked
+    finals = [e for e in events if e["type"] == "caption" and e["final"]]
+    assert len(finals) == 1 and finals[0]["dropped"] == "low_confidence"
+    assert not [e for e in events if e["type"] == "answer"]
+    _, stream, events = _gated_run(runtime_fake_bundle, 0.9, second_pass=CountingWhisper(),
+                                   policy={"caption_confidence": 0.58})
+    assert len(heard) == 1
+    assert [c["text"] for c in stream.get_result().captions] == ["hey aim what time is it"]
+
+
+def test_the_console_takes_a_dropped_captions_partial_off_the_screen():
+    import io
+
+    from aim_edge.respond import ConsoleResponder
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    out = Tty()
+    con = ConsoleResponder(out, color=False)
+    base = {"t": 1.0, "latency_ms": 1.0, "start_s": 0.5, "end_s": 1.0}
+    con.emit({"type": "caption", **base, "final": False, "text": "i ie"})
+    assert out.getvalue().endswith("i ie …")
+    con.emit({"type": "caption", **base, "final": True, "text": "", "draft": "i ie",
+              "dropped": "low_confidence"})
+    assert out.getvalue().endswith("\r\x1b[2K")  # the line is cleared, nothing printed
+    con.emit({"type": "caption", **base, "final": True, "text": "hello"})
+    assert out.getvalue().endswith("[   1.00s] hello\n")
+    # one erase to draw the partial, one to take it off; none for "hello" (nothing to clear)
+    assert out.getvalue().count("\r\x1b[2K") == 2

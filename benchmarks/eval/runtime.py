@@ -87,8 +87,12 @@ def run_scene(engine: Any, scene: Scene, *, instructions: bool = True) -> SceneR
 
 
 def transcribe_whole(engine: Any, samples: np.ndarray) -> str:
-    """The same model fed one utterance alone (fresh state, streaming path): its text."""
-    return engine.process_array(samples, SR).text
+    """The same model fed one utterance alone (fresh state, streaming path): its text, the
+    letters of captions the caption gate dropped included (this measures the model's ASR)."""
+    res = engine.process_array(samples, SR)
+    parts = [e.get("draft", "") if e.get("dropped") else e["text"] for e in res.events
+             if e["type"] == "caption" and e["final"]]
+    return " ".join(p for p in [*parts, res.partial] if p)
 
 
 # ----------------------------------------------------------------------------- scoring
