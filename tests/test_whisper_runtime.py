@@ -183,3 +183,64 @@ def test_transcribing_never_imports_torch_or_transformers(whisper_export):  # no
              "import numpy as np\n"
              "sp.transcribe(np.zeros(16000, np.float32))")
     assert "HEAVY=\n" in _run(NO_HEAVY_IMPORTS.format(extra=extra))
+
+
+def test_trailing_loop_finds_the_shortest_run_repeated_at_the_end():
+    from aim_edge.asr.whisper import trailing_loop
+
+    # "an optima, an optima, an optima, an optima" as tokens 7 8 9 | 7 8 9 | ...
+    assert trailing_loop([5, 6, 7, 8, 9, 7, 8, 9, 7, 8, 9, 7, 8, 9], 4) == 5
+    assert trailing_loop([5, 6, 7, 8, 9, 7, 8, 9, 7, 8, 9], 4) is None  # 3 copies: not yet
+    assert trailing_loop([3, 3, 3, 3], 4) == 1
+    assert trailing_loop([1, 2, 1, 2, 1, 2, 1, 3], 4) is None  # the loop was broken
+    assert trailing_loop([1, 2, 1, 2], 2) == 2
+    assert trailing_loop([], 4) is None
+    run = list(range(17))  # longer than MAX_LOOP_TOKENS (16): not looked for
+    assert trailing_loop(run * 4, 4) is None and trailing_loop(run * 4, 4, max_len=17) == 17
+
+
+def _scripted_decoder(script, max_repeats):
+    """A WhisperSecondPass whose decoder session emits ``script`` (then repeats its tail), to
+    drive the real greedy loop without model files."""
+    from aim_edge.asr.whisper import WhisperSecondPass
+
+    class Session:
+        def __init__(self):
+            self.calls = 0
+
+        def run(self, names, feeds):
+            tok = script[min(self.calls, len(script) - 1)] if self.calls < len(script) else \
+                script[len(script) - 2 + (self.calls - len(script)) % 2]
+            self.calls += 1
+            logits = np.zeros((1, 1, 64), np.float32)
+            logits[0, 0, tok] = 10.0
+            return [logits]
+
+    sp = object.__new__(WhisperSecondPass)
+    sp._prompt_ids, sp.sot_sequence, sp.eot = (), (60, 61), 62
+    sp._heads, sp._head_dim, sp._past_names, sp._present_names = 1, 1, [], []
+    sp.max_new_tokens, sp.max_target_positions, sp.max_repeats = 224, 448, max_repeats
+    sp._suppress_begin = sp._suppress = np.zeros(64, bool)
+    sp._decoder = Session()
+    return sp
+
+
+def test_a_looping_decode_stops_at_the_loops_first_copy():
+    # tokens 5 6, then 7 8 forever (the session repeats the last two), never end of text
+    looping = [5, 6, 7, 8]
+    tokens, steps = _scripted_decoder(looping, 4).decode_tokens(np.zeros((1, 1500, 4)))
+    assert tokens == [5, 6, 7, 8] and steps == 10  # 5 6 + 4 copies of 7 8
+    tokens, steps = _scripted_decoder(looping, 0).decode_tokens(np.zeros((1, 1500, 4)))
+    assert len(tokens) == steps == 224  # the guard off: the loop runs to max_new_tokens
+    # a decode that ends by itself is untouched
+    tokens, steps = _scripted_decoder([5, 6, 5, 6, 62], 4).decode_tokens(np.zeros((1, 1500, 4)))
+    assert tokens == [5, 6, 5, 6] and steps == 5
+
+
+def test_max_repeats_is_validated():
+    from aim_edge.asr.whisper import WhisperSecondPass
+    from aim_edge.errors import ConfigError
+
+    for bad in (1, -1, 2.5, True):
+        with pytest.raises(ConfigError, match=f"max_repeats={bad!r}"):
+            WhisperSecondPass("enc", "dec", "tok", {}, max_repeats=bad)

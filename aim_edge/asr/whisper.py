@@ -21,7 +21,13 @@ it biases the words Whisper writes towards the prompt's, e.g. the wake phrase "H
 at every step the ``suppress_tokens`` of the model's config and, since no timestamps are
 asked for, every timestamp token and ``<|notimestamps|>`` itself; at the first step
 ``begin_suppress_tokens`` (blank and end of text); argmax; stop at ``<|endoftext|>`` or at
-``max_new_tokens`` (224, Whisper's ``sample_len``) or at the decoder's 448 positions.
+``max_new_tokens`` (224, Whisper's ``sample_len``) or at the decoder's 448 positions, or
+when greedy decoding loops (:func:`trailing_loop`): the same run of up to 16 tokens
+``max_repeats`` times in a row at the end (default 4) is cut to its first copy and decoding
+stops. On noisy speech tiny.en falls into such loops ("Mum and an optima, an optima, an
+optima, ..." for "Mum has a doctor's appointment after work"), and one loop writes up to 224
+tokens of nothing; openai-whisper retries at a higher temperature there, which would cost a
+second decode on this CPU budget.
 
 Export folder (``python -m export.whisper --out DIR``): ``whisper.json`` (files and decoding
 rules), the int8 encoder and decoder ONNX files and ``tokenizer.json``.
@@ -239,6 +245,23 @@ FEATURE_CONFIG = {"sample_rate": SAMPLE_RATE, "n_fft": N_FFT, "hop_length": HOP_
                   "n_mels": N_MELS, "chunk_seconds": CHUNK_SECONDS}
 
 
+#: Longest run of tokens :func:`trailing_loop` looks for.
+MAX_LOOP_TOKENS = 16
+
+
+def trailing_loop(tokens: Sequence[int], repeats: int,
+                  max_len: int = MAX_LOOP_TOKENS) -> int | None:
+    """Where to cut ``tokens`` when they end with a run of 1 to ``max_len`` tokens repeated
+    ``repeats`` times in a row (the shortest such run): the index just after its first copy.
+    None when they do not."""
+    n_tok = len(tokens)
+    for n in range(1, min(max_len, n_tok // repeats) + 1):
+        tail = tokens[n_tok - n:]
+        if all(tokens[n_tok - (k + 1) * n:n_tok - k * n] == tail for k in range(1, repeats)):
+            return n_tok - (repeats - 1) * n
+    return None
+
+
 class WhisperSecondPass:
     """Whisper (tiny.en) end-of-utterance transcription on onnxruntime, torch-free.
 
@@ -256,6 +279,8 @@ class WhisperSecondPass:
     threads : onnxruntime intra-op threads (1 leaves the other core to audio and features).
     providers : onnxruntime execution providers (default: CPU).
     max_new_tokens : at most this many tokens per utterance (Whisper's ``sample_len``: 224).
+    max_repeats : a run of tokens repeated this many times in a row ends decoding, cut to its
+        first copy (:func:`trailing_loop`; 0 = off).
     prompt : text Whisper is told came before each utterance (``None``: none); see
         :attr:`prompt`.
     """
@@ -263,11 +288,15 @@ class WhisperSecondPass:
     def __init__(self, encoder: str | Path, decoder: str | Path, tokenizer: str | Path,
                  decoding: Mapping[str, Any], *, threads: int = 1,
                  providers: Sequence[str] | None = None, max_new_tokens: int = 224,
-                 prompt: str | None = None) -> None:
+                 prompt: str | None = None, max_repeats: int = 4) -> None:
         if not isinstance(threads, int) or threads < 1:
             raise ConfigError(f"threads={threads!r}, expected an int >= 1")
         if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
             raise ConfigError(f"max_new_tokens={max_new_tokens!r}, expected an int >= 1")
+        if isinstance(max_repeats, bool) or not isinstance(max_repeats, int) or (
+                max_repeats != 0 and max_repeats < 2):
+            raise ConfigError(f"max_repeats={max_repeats!r}, expected 0 (off) or an int >= 2")
+        self.max_repeats = max_repeats
         self._tokenizer = _load_tokenizer(Path(tokenizer))
         ort = _ort()
         opts = ort.SessionOptions()
@@ -348,7 +377,8 @@ class WhisperSecondPass:
     @classmethod
     def from_dir(cls, path: str | Path, threads: int = 1, *,
                  providers: Sequence[str] | None = None,
-                 max_new_tokens: int = 224, prompt: str | None = None) -> WhisperSecondPass:
+                 max_new_tokens: int = 224, prompt: str | None = None,
+                 max_repeats: int = 4) -> WhisperSecondPass:
         """Load an export folder (``whisper.json`` + ONNX files + ``tokenizer.json``).
 
         Raises
@@ -387,7 +417,7 @@ class WhisperSecondPass:
         try:
             return cls(files["encoder"], files["decoder"], files["tokenizer"], cfg["decoding"],
                        threads=threads, providers=providers, max_new_tokens=max_new_tokens,
-                       prompt=prompt)
+                       prompt=prompt, max_repeats=max_repeats)
         except KeyError as exc:
             raise BundleError(f"{cfg_path}: decoding.{exc.args[0]} is missing") from None
 
@@ -419,6 +449,10 @@ class WhisperSecondPass:
             if token == self.eot:
                 break
             tokens.append(token)
+            cut = trailing_loop(tokens, self.max_repeats) if self.max_repeats else None
+            if cut is not None:
+                del tokens[cut:]  # a loop: keep its first copy and stop
+                break
             for past, present in zip(self._past_names, outputs[1:], strict=True):
                 # the cross-attention cache is computed once (first call) and kept
                 if step == 0 or ".decoder." in past:
