@@ -610,7 +610,8 @@ class DecisionPolicy:
         text = self.captions.text
         if self.captions.tokens and text != self.partial_text:
             self.partial_text = text
-            out.append(self._caption(t, False, chunk))
+            if not self._letters_over_sound():  # what the gate would drop is not shown
+                out.append(self._caption(t, False, chunk))
             out.extend(self._keyword_alerts(t, text))
         # after the caption match, which wins when both see the word in the same chunk
         if self.spotter is not None:
@@ -644,6 +645,11 @@ class DecisionPolicy:
         if chunk is None:
             return 0.0
         return chunk.start_s + (frame - chunk.first_ctc_frame) * chunk.frame_s
+
+    def _letters_over_sound(self) -> bool:
+        """The caption gate (``PolicyConfig.caption_confidence``): the current utterance's
+        letters came while a sound was active, and the model is unsure of them."""
+        return self.utterance_over_sound and self.captions.confidence < self.caption_confidence
 
     def _caption(self, t: float, final: bool, chunk: ChunkInfo | None) -> dict[str, Any]:
         start = self.utterance_start_s
@@ -781,7 +787,7 @@ class DecisionPolicy:
                   ) -> list[dict[str, Any]]:
         out = [self._caption(t, True, chunk)]
         out[0]["over_sound"] = self.utterance_over_sound
-        if self.utterance_over_sound and self.captions.confidence < self.caption_confidence:
+        if self._letters_over_sound():
             # unsure letters written over a sound: not speech; end the utterance, say so
             out[0].update(text="", draft=out[0]["text"], dropped="low_confidence")
         elif not self.defer_wake:

@@ -22,7 +22,8 @@ Every event is a JSON-ready ``dict``; the first three keys are always present::
     caption rewritten by a second pass also has ``second_pass: true`` and ``draft`` (the
     streaming text). A final caption dropped as not speech (letters too uncertain, see
     ``PolicyConfig.caption_confidence``) has ``text`` "", ``dropped: "low_confidence"`` and
-    ``draft``: it ends the utterance whose partial captions were shown.
+    ``draft``: it ends the utterance. Partial captions are held back while the gate would drop
+    them (those shown before the letters became doubtful stay until it ends).
 ``alert``
     ``label`` (event label, or ``keyword:<word>``), ``score`` (probability in [0, 1]),
     ``start_s`` (stream seconds when the event became active), ``safety`` (bool), ``source``

@@ -900,7 +900,7 @@ def test_a_caption_the_model_is_unsure_of_is_dropped_and_counted(runtime_fake_bu
     _, stream, events = _gated_run(runtime_fake_bundle, 0.4, policy={"caption_confidence": 0.58})
     caps = [e for e in events if e["type"] == "caption"]
     partials, finals = [c for c in caps if not c["final"]], [c for c in caps if c["final"]]
-    assert partials and partials[-1]["text"] == "i ie ie"  # shown live, as they came
+    assert partials == []  # held back: what the gate would drop is not shown live either
     assert len(finals) == 1
     f = finals[0]
     assert f["text"] == "" and f["dropped"] == "low_confidence" and f["draft"] == "i ie ie"
@@ -921,6 +921,8 @@ def test_a_caption_the_model_is_unsure_of_is_dropped_and_counted(runtime_fake_bu
     res = stream.get_result()
     assert [c["text"] for c in res.captions] == ["i ie ie"] and res.captions_dropped == 0
     assert res.captions[0]["over_sound"] is False
+    assert [c["text"] for c in events if c["type"] == "caption" and not c["final"]][-1] == \
+        "i ie ie"  # and its partials are shown as they come
     assert not [e for e in events if e["type"] == "alert"]
     # and with the gate off (the default without a manifest value) nothing is dropped
     _, stream, _ = _gated_run(runtime_fake_bundle, 0.4)
