@@ -176,6 +176,12 @@ def _print_bundle(path: str | Path | None, out: TextIO) -> None:
         print("  confirmation     alert at the n-th chunk above threshold: "
               + ", ".join(f"{k} {n}" for k, n in waits.items()) + "; others 1"
               + (f" (chosen on {where})" if where else ""), file=out)
+    gate = thr.get("caption_confidence")
+    if gate:
+        where = (thr.get("caption_confidence_chosen_on") or {}).get("scenes")
+        print(f"  caption gate     drop a caption whose letters came over a sound with mean"
+              f" posterior < {gate:g}" + (f" (chosen on {where})" if where else "")
+              + "; --policy caption_confidence=0 keeps them", file=out)
     try:
         enc = encoder_for_bundle(b)
         enc_line = enc.kind + (f" -- {enc.note}" if enc.note else "")

@@ -66,6 +66,20 @@ def test_info_lists_native_extensions_and_backends(capsys):
     assert "sounddevice (listen)" in out and "matplotlib (plots)" in out
 
 
+def test_info_shows_the_bundles_caption_gate(capsys):
+    from aim_edge import bundles
+    from aim_edge.bundle import load_bundle
+
+    gate = load_bundle(bundles.default_bundle_path()).manifest["thresholds"].get(
+        "caption_confidence")
+    assert cli.main(["info"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if "caption gate" in ln]
+    if not gate:
+        assert lines == []
+    else:
+        assert len(lines) == 1 and f"< {gate:g} (chosen on dev2)" in lines[0]
+
+
 def test_info_shows_which_labels_wait_for_a_confirming_chunk(capsys):
     from aim_edge import bundles
     from aim_edge.bundle import load_bundle
