@@ -501,9 +501,8 @@ class DecisionPolicy:
         self.utterance_speak_max = 0.0  # highest speak-now in the current wake segment
         self.utterance_over_sound = False  # letters came while a sound was active
         # drafted questions while a second pass runs (wake_draft_questions): where the current
-        # segment starts in the draft, the draft's length when it was checked (-1 = not yet),
-        # and whether this segment was answered
-        self._dq_start, self._dq_checked, self._dq_answered = 0, -1, False
+        # segment starts in the draft, and the draft's length when it was checked (-1 = not)
+        self._dq_start, self._dq_checked = 0, -1
         self.segment_start = 0  # where the current wake segment starts in the caption's text
         self.segment_checked = -1  # caption length when it was checked at a pause; -1 = not
         self.partial_text = ""
@@ -675,8 +674,9 @@ class DecisionPolicy:
         """``wake_draft_questions``: answer a drafted question at a pause while a second pass
         runs (the second pass then sees the utterance as answered)."""
         if 0 <= self._dq_checked < len(text):  # speech went on after a checked pause
-            self._dq_start, self._dq_checked, self._dq_answered = self._dq_checked, -1, False
-        if (self._dq_checked >= 0 or self._dq_answered or self.answered_utterance
+            self._dq_start, self._dq_checked = self._dq_checked, -1
+        # one answer per utterance: a second pass keeps no segments of its own
+        if (self._dq_checked >= 0 or self.answered_utterance
                 or pause_s < self.config.wake_endpoint_s):
             return []
         self._dq_checked = len(text)
@@ -684,7 +684,6 @@ class DecisionPolicy:
         if (not rest or self.utterance_speak_max < self.config.wake_confirm_speak
                 or rest.split()[0] not in QUESTION_WORDS or self.parse(rest).intent != "none"):
             return []  # a garbled instruction ("tel me if the dorbel rings") is no question
-        self._dq_answered = True
         return [self._answer(t, "answer", rest, 1.0, "wake_phrase")]
 
     def _letters_over_sound(self) -> bool:
@@ -842,5 +841,5 @@ class DecisionPolicy:
         self.partial_text = ""
         self.answered_utterance = False
         self.segment_start, self.segment_checked = 0, -1
-        self._dq_start, self._dq_checked, self._dq_answered = 0, -1, False
+        self._dq_start, self._dq_checked = 0, -1
         return out
