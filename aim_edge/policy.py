@@ -440,12 +440,11 @@ class DecisionPolicy:
                  aliases: Mapping[str, Sequence[str]] | None = None,
                  answerer: Any = None, caption_confidence: float | None = None) -> None:
         self.config = config or PolicyConfig()
+        if caption_confidence is not None:  # the manifest's value, checked like the field
+            self.config = dataclasses.replace(self.config,
+                                              caption_confidence=caption_confidence)
         self.config.validate()
-        cc = self.config.caption_confidence if caption_confidence is None else caption_confidence
-        if not _is_real(cc) or not 0.0 <= cc < 1.0:
-            raise ValueError(f"caption_confidence = {cc!r}: give a mean letter posterior in"
-                             " [0, 1) (0 = keep every caption)")
-        self.caption_confidence = float(cc)
+        self.caption_confidence = float(self.config.caption_confidence)
         self.events = tuple(events)
         self.intents = tuple(intents)
         self.safety = frozenset(safety)
@@ -586,7 +585,8 @@ class DecisionPolicy:
 
         # events: hysteresis, one alert per sound (re-arm gap), confirmation, allowance,
         # refractory
-        rising = (~self.active) & (p_events >= self.on)
+        at_on = p_events >= self.on  # labels at or above their alert threshold this chunk
+        rising = (~self.active) & at_on
         falling = self.active & (p_events < self.off)
         self.active = (self.active | rising) & ~falling
         new_sound = rising & (chunk.start_s - self.last_off
@@ -594,7 +594,7 @@ class DecisionPolicy:
         self.activation_start[new_sound] = chunk.start_s
         self.alerted[new_sound] = False  # a continuation keeps the sound's alerted state
         self.above[new_sound] = 0
-        self.above[self.active & (p_events >= self.on)] += 1
+        self.above[self.active & at_on] += 1
         self.last_off[falling] = chunk.start_s
         self._track_sounds(rising, p_events, chunk)
         for i in np.flatnonzero(self.active & ~self.alerted & (self.above >= self.confirm)):
@@ -620,7 +620,7 @@ class DecisionPolicy:
             self.utterance_speak_max = 0.0
             self.keywords_alerted = set()
             self.utterance_over_sound = False
-        if wrote and bool((p_events >= self.on).any()):
+        if wrote and bool(at_on.any()):
             self.utterance_over_sound = True  # letters written while a sound was heard
         if 0 <= self.segment_checked < len(self.captions.text):
             # speech went on after a checked pause: a new wake segment

@@ -24,7 +24,6 @@ hashes, so nothing else changes.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Sequence
@@ -72,22 +71,10 @@ def caption_samples(engine: Any, scenes: Sequence[Any], min_overlap: float = MIN
 
 def write_caption_gate(bundle: Path, threshold: float, record: dict[str, Any]) -> None:
     """Store ``threshold`` and ``record`` in the bundle's manifest and check that it loads."""
-    from aim_edge.bundle import load_bundle
+    from .confirm import write_thresholds
 
-    path = Path(bundle) / "manifest.json"
-    before = path.read_text(encoding="utf-8")
-    manifest = json.loads(before)
-    thr = manifest.setdefault("thresholds", {})
-    thr["caption_confidence"] = float(threshold)
-    thr["caption_confidence_chosen_on"] = record
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")  # as export.bundle
-    tmp.replace(path)
-    try:
-        load_bundle(bundle)  # the runtime's own validation of what was written
-    except Exception:
-        path.write_text(before, encoding="utf-8")  # leave the bundle as it was
-        raise
+    write_thresholds(bundle, {"caption_confidence": float(threshold),
+                              "caption_confidence_chosen_on": record})
 
 
 def _table(curve: Sequence[dict[str, Any]], chosen: float) -> str:
@@ -103,47 +90,28 @@ def _table(curve: Sequence[dict[str, Any]], chosen: float) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     from calibration.thresholds import DEFAULT_MAX_SPEECH_LOSS, choose_caption_confidence
 
-    parser = argparse.ArgumentParser(
-        prog="python -m export.caption_gate", description=__doc__.split("\n\n")[0],
-        epilog="Example: python -m export.caption_gate aim_edge/models/default "
-               "--scenes /root/aim-data/dev2 --write",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("bundle", type=Path, help="bundle folder (its manifest is rewritten"
-                        " with --write)")
-    parser.add_argument("--scenes", type=Path, required=True,
-                        help="dev scenes from `python -m export.data build --split dev` (a"
-                        " folder of *.jsonl + wav); never the test split")
+    from .confirm import dev_scene_parser, load_dev_scenes
+
+    parser = dev_scene_parser("export.caption_gate", __doc__,
+                              "also write the curve and choice here")
     parser.add_argument("--max-speech-loss", type=float, default=DEFAULT_MAX_SPEECH_LOSS,
                         help="share of the characters of captions over speech the gate may"
                         " drop (default %(default)s = 2 %%)")
     parser.add_argument("--min-overlap", type=float, default=MIN_OVERLAP,
                         help="share of a caption's span in labelled speech that makes it a"
                         " caption of speech (default %(default)s)")
-    parser.add_argument("--backend", default="onnxruntime",
-                        help="runtime backend whose outputs are scored (default %(default)s)")
-    parser.add_argument("--limit", type=int, default=0, help="use only the first N scenes")
-    parser.add_argument("--write", action="store_true",
-                        help="store the choice in the bundle's manifest (default: only show)")
-    parser.add_argument("--json", type=Path, help="also write the curve and choice here")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if not 0.0 <= args.max_speech_loss < 1.0:
         parser.error(f"--max-speech-loss {args.max_speech_loss}: give a share in [0, 1),"
                      " e.g. 0.02")
     if not 0.0 < args.min_overlap <= 1.0:
         parser.error(f"--min-overlap {args.min_overlap}: give a share in (0, 1], e.g. 0.2")
-    if not (args.bundle / "manifest.json").is_file():
-        parser.error(f"{args.bundle}: no manifest.json; give a bundle folder such as "
-                     "aim_edge/models/default")
+    scenes = load_dev_scenes(parser, args)
+    if scenes is None:
+        return 2
 
     import aim_edge
-    from benchmarks.eval.sets import load_generated
 
-    try:
-        scenes = load_generated(args.scenes, args.limit)
-    except FileNotFoundError as exc:
-        print(f"--scenes: {exc}", file=sys.stderr)
-        return 2
     with aim_edge.Engine.from_bundle(args.bundle, backend=args.backend,
                                      policy={"caption_confidence": 0.0}) as engine:
         samples, hours = caption_samples(engine, scenes, args.min_overlap,

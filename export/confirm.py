@@ -29,7 +29,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["confirm_counts", "main", "write_confirm"]
+__all__ = ["confirm_counts", "dev_scene_parser", "load_dev_scenes", "main", "write_confirm",
+           "write_thresholds"]
 
 
 def confirm_counts(engine: Any, scenes: Sequence[Any], max_chunks: int, progress: bool = True
@@ -59,16 +60,16 @@ def confirm_counts(engine: Any, scenes: Sequence[Any], max_chunks: int, progress
     return {k: {n: (c[0], c[1], c[2]) for n, c in v.items()} for k, v in counts.items()}, hours
 
 
-def write_confirm(bundle: Path, chosen: dict[str, int], record: dict[str, Any]) -> None:
-    """Store ``chosen`` and ``record`` in the bundle's manifest and check that it loads."""
+def write_thresholds(bundle: Path, fields: dict[str, Any]) -> None:
+    """Set ``fields`` in the bundle manifest's ``thresholds`` and check that it still loads
+    (restored as it was when the runtime refuses it). Shared by the tools that choose a
+    runtime setting on dev scenes (this one, :mod:`export.caption_gate`)."""
     from aim_edge.bundle import load_bundle
 
     path = Path(bundle) / "manifest.json"
     before = path.read_text(encoding="utf-8")
     manifest = json.loads(before)
-    thr = manifest.setdefault("thresholds", {})
-    thr["confirm_chunks"] = dict(chosen)
-    thr["confirm_chosen_on"] = record
+    manifest.setdefault("thresholds", {}).update(fields)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")  # as export.bundle
     tmp.replace(path)
@@ -77,6 +78,50 @@ def write_confirm(bundle: Path, chosen: dict[str, int], record: dict[str, Any]) 
     except Exception:
         path.write_text(before, encoding="utf-8")  # leave the bundle as it was
         raise
+
+
+def write_confirm(bundle: Path, chosen: dict[str, int], record: dict[str, Any]) -> None:
+    """Store ``chosen`` and ``record`` in the bundle's manifest and check that it loads."""
+    write_thresholds(bundle, {"confirm_chunks": dict(chosen), "confirm_chosen_on": record})
+
+
+def dev_scene_parser(prog: str, doc: str, json_help: str) -> argparse.ArgumentParser:
+    """The command line both dev-scene tools share: ``bundle``, ``--scenes``, ``--backend``,
+    ``--limit``, ``--write``, ``--json``, ``--no-progress`` (add a tool's own options)."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {prog}", description=doc.split("\n\n")[0],
+        epilog=f"Example: python -m {prog} aim_edge/models/default "
+               "--scenes /root/aim-data/dev2 --write",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("bundle", type=Path, help="bundle folder (its manifest is rewritten"
+                        " with --write)")
+    parser.add_argument("--scenes", type=Path, required=True,
+                        help="dev scenes from `python -m export.data build --split dev` (a"
+                        " folder of *.jsonl + wav); never the test split")
+    parser.add_argument("--backend", default="onnxruntime",
+                        help="runtime backend whose outputs are scored (default %(default)s)")
+    parser.add_argument("--limit", type=int, default=0, help="use only the first N scenes")
+    parser.add_argument("--write", action="store_true",
+                        help="store the choice in the bundle's manifest (default: only show)")
+    parser.add_argument("--json", type=Path, help=json_help)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def load_dev_scenes(parser: argparse.ArgumentParser, args: argparse.Namespace
+                    ) -> list[Any] | None:
+    """Check the bundle folder (a parser error names it) and load ``--scenes``; None after
+    printing what is missing there."""
+    from benchmarks.eval.sets import load_generated
+
+    if not (args.bundle / "manifest.json").is_file():
+        parser.error(f"{args.bundle}: no manifest.json; give a bundle folder such as "
+                     "aim_edge/models/default")
+    try:
+        return load_generated(args.scenes, args.limit)
+    except FileNotFoundError as exc:
+        print(f"--scenes: {exc}", file=sys.stderr)
+        return None
 
 
 def _table(counts: dict[str, dict[int, tuple[int, int, int]]], chosen: dict[str, int],
@@ -95,41 +140,20 @@ def _table(counts: dict[str, dict[int, tuple[int, int, int]]], chosen: dict[str,
 def main(argv: Sequence[str] | None = None) -> int:
     from calibration.thresholds import MAX_CONFIRM_CHUNKS, choose_confirm
 
-    parser = argparse.ArgumentParser(
-        prog="python -m export.confirm", description=__doc__.split("\n\n")[0],
-        epilog="Example: python -m export.confirm aim_edge/models/default "
-               "--scenes /root/aim-data/dev2 --write",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("bundle", type=Path, help="bundle folder (its manifest is rewritten"
-                        " with --write)")
-    parser.add_argument("--scenes", type=Path, required=True,
-                        help="dev scenes from `python -m export.data build --split dev` (a"
-                        " folder of *.jsonl + wav); never the test split")
+    parser = dev_scene_parser("export.confirm", __doc__,
+                              "also write the counts and choice here")
     parser.add_argument("--max-chunks", type=int, default=MAX_CONFIRM_CHUNKS,
                         help="largest confirmation tried; each chunk delays an alert by one"
                         " chunk (160 ms) (default %(default)s)")
-    parser.add_argument("--backend", default="onnxruntime",
-                        help="runtime backend whose outputs are scored (default %(default)s)")
-    parser.add_argument("--limit", type=int, default=0, help="use only the first N scenes")
-    parser.add_argument("--write", action="store_true",
-                        help="store the choice in the bundle's manifest (default: only show)")
-    parser.add_argument("--json", type=Path, help="also write the counts and choice here")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if args.max_chunks < 1:
         parser.error(f"--max-chunks {args.max_chunks}: give a whole number >= 1")
-    if not (args.bundle / "manifest.json").is_file():
-        parser.error(f"{args.bundle}: no manifest.json; give a bundle folder such as "
-                     "aim_edge/models/default")
+    scenes = load_dev_scenes(parser, args)
+    if scenes is None:
+        return 2
 
     import aim_edge
-    from benchmarks.eval.sets import load_generated
 
-    try:
-        scenes = load_generated(args.scenes, args.limit)
-    except FileNotFoundError as exc:
-        print(f"--scenes: {exc}", file=sys.stderr)
-        return 2
     with aim_edge.Engine.from_bundle(args.bundle, backend=args.backend) as engine:
         safety = set(engine.bundle.safety_events)
         counts, hours = confirm_counts(engine, scenes, args.max_chunks,

@@ -71,3 +71,16 @@ def runtime_small_bundle(request: pytest.FixtureRequest) -> Path:
 @pytest.fixture()
 def runtime_fake_bundle(tmp_path: Path) -> Path:
     return write_fake_bundle(tmp_path / "fake-bundle")
+
+
+@pytest.fixture
+def bundle_copy(tmp_path: Path) -> Path:
+    """A writable copy of the shipped default bundle (for tools that rewrite its manifest)."""
+    from aim_edge import bundles
+
+    src = bundles.default_bundle_path()
+    if src is None:
+        pytest.skip("no default bundle in aim_edge/models/default (the shipped model)")
+    dst = tmp_path / "bundle"
+    shutil.copytree(src, dst)
+    return dst

@@ -4,24 +4,12 @@ on labelled scenes and written into a bundle (no torch: the runtime and the harn
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
 import aim_edge
-from aim_edge import bundles
 from aim_edge.bundle import load_bundle
 from export.caption_gate import main, write_caption_gate
-
-
-@pytest.fixture
-def bundle_copy(tmp_path):
-    src = bundles.default_bundle_path()
-    if src is None:
-        pytest.skip("no default bundle in aim_edge/models/default (the shipped model)")
-    dst = tmp_path / "bundle"
-    shutil.copytree(src, dst)
-    return dst
 
 
 def _demo_split(folder):

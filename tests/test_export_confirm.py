@@ -4,25 +4,13 @@ written into a bundle (no torch: the runtime and the evaluation harness only).""
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 from test_eval_harness import _tiny_split
 
 import aim_edge
-from aim_edge import bundles
 from aim_edge.bundle import load_bundle
 from export.confirm import main
-
-
-@pytest.fixture
-def bundle_copy(tmp_path):
-    src = bundles.default_bundle_path()
-    if src is None:
-        pytest.skip("no default bundle in aim_edge/models/default (the shipped model)")
-    dst = tmp_path / "bundle"
-    shutil.copytree(src, dst)
-    return dst
 
 
 def test_confirm_shows_then_writes_the_choice_and_its_counts(bundle_copy, tmp_path, capsys):
