@@ -145,8 +145,8 @@ CALIBRATE_ON ?= $(AIM_DATA)/dev2.npz
 SPEAK_TARGET ?= 4
 BUNDLE_OUT ?= aim_edge/models/default
 BUNDLE_NAME ?= aim-edge default student v0.8 (4.2M params, INT8)
-# then each label's alert confirmation and the caption gate (letters over sounds), both chosen
-# through the INT8 runtime on the same dev2 scenes
+# then each label's alert confirmation, its re-arm pause (one sound, one alert) and the caption
+# gate (letters over sounds), all chosen through the INT8 runtime on the same dev2 scenes
 AIM_SCENES ?= /root/aim-data
 bundle: install-test tflite-env
 	$(PY) -m export.bundle --checkpoint $(CHECKPOINT) --out $(BUNDLE_OUT) \
@@ -157,4 +157,5 @@ bundle: install-test tflite-env
 	  --test-on $(AIM_DATA)/test.npz --parity-data $(AIM_DATA)/test.npz --parity-chunks 12000 \
 	  --max-f1-delta 0.015
 	$(PY) -m export.confirm $(BUNDLE_OUT) --scenes $(AIM_SCENES)/dev2 --write
+	$(PY) -m export.rearm $(BUNDLE_OUT) --scenes $(AIM_SCENES)/dev2 --write
 	$(PY) -m export.caption_gate $(BUNDLE_OUT) --scenes $(AIM_SCENES)/dev2 --write

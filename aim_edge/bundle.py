@@ -23,6 +23,7 @@ Manifest, schema version 1 (fields marked ``?`` are optional)::
                       calibrated_on?: str, recall_at_rate?: {...},
                       hysteresis?: float in [0, 1), refractory_s?: float | {label: float},
                       confirm_chunks?: int >= 1 | {label: int >= 1},
+                      rearm_s?: float | {label: float},
                       caption_confidence?: float in [0, 1)}
     artifacts        [{file, format: onnx|tflite, precision: fp32|fp16|int8-dynamic|
                       int8-static, size, sha256, role: step|instruction_encoder|asr_*,
@@ -41,6 +42,9 @@ Optional runtime fields (all validated when present):
   :mod:`aim_edge.policy`); ``thresholds.refractory_s`` -- seconds before a label may alert again;
   ``thresholds.confirm_chunks`` -- chunks at or above threshold before a sound alerts (default
   1; ``python -m export.confirm`` chooses it per label on dev scenes through the runtime);
+  ``thresholds.rearm_s`` -- seconds a label must stay quiet before its next activation is a
+  new sound (default :class:`aim_edge.policy.PolicyConfig` ``rearm_s``; ``python -m
+  export.rearm`` chooses it per label on dev scenes);
   ``thresholds.caption_confidence`` -- mean letter posterior below which a final caption is
   dropped as not speech (``python -m export.caption_gate`` chooses it on dev scenes).
 * ``artifacts[i].tokenizer`` -- the tokenizer file of an ``instruction_encoder`` artifact,
@@ -558,6 +562,7 @@ def _check_runtime_thresholds(thr: Mapping[str, Any], names: set[str]) -> None:
             raise BundleError(f"manifest: thresholds.hysteresis = {h} must be in [0, 1)")
     _check_per_label(thr, "refractory_s", (int, float), 0, names,
                      "a number of seconds >= 0")
+    _check_per_label(thr, "rearm_s", (int, float), 0, names, "a number of seconds >= 0")
     _check_per_label(thr, "confirm_chunks", int, 1, names,
                      "a whole number of chunks >= 1 (1 = alert at the first chunk above"
                      " threshold)")
@@ -566,7 +571,7 @@ def _check_runtime_thresholds(thr: Mapping[str, Any], names: set[str]) -> None:
         if not 0.0 <= c < 1.0:
             raise BundleError(f"manifest: thresholds.caption_confidence = {c} must be in [0, 1)"
                               " (a mean letter posterior; 0 keeps every caption)")
-    for key in ("confirm_chosen_on", "caption_confidence_chosen_on"):
+    for key in ("confirm_chosen_on", "caption_confidence_chosen_on", "rearm_chosen_on"):
         if key in thr:
             _require(thr, key, dict, "thresholds.")
 

@@ -176,6 +176,14 @@ def _print_bundle(path: str | Path | None, out: TextIO) -> None:
         print("  confirmation     alert at the n-th chunk above threshold: "
               + ", ".join(f"{k} {n}" for k, n in waits.items()) + "; others 1"
               + (f" (chosen on {where})" if where else ""), file=out)
+    rearm = b.per_label("rearm_s")
+    if rearm:
+        where = (thr.get("rearm_chosen_on") or {}).get("scenes")
+        common = max(set(rearm.values()), key=list(rearm.values()).count)
+        print("  one sound        a pause shorter than this continues the same sound: "
+              + "".join(f"{k} {v:g} s, " for k, v in rearm.items() if v != common)
+              + f"{'others ' if len(set(rearm.values())) > 1 else 'every label '}{common:g} s"
+              + (f" (chosen on {where})" if where else ""), file=out)
     gate = thr.get("caption_confidence")
     if gate:
         where = (thr.get("caption_confidence_chosen_on") or {}).get("scenes")

@@ -329,6 +329,7 @@ class Engine:
             refractory=None if "refractory_s" in self._policy_set else b.per_label("refractory_s"),
             hysteresis=None if "hysteresis" in self._policy_set else self._thr.get("hysteresis"),
             confirm=b.confirm_chunks,
+            rearm=None if "rearm_s" in self._policy_set else b.per_label("rearm_s"),
             aliases=self._aliases, answerer=self.answerer,
             caption_confidence=(None if "caption_confidence" in self._policy_set
                                 else self._thr.get("caption_confidence")))

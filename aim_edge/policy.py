@@ -26,7 +26,10 @@ Per event label ``e`` with calibrated threshold ``on_e`` (manifest ``thresholds.
 * **one sound, one alert**: an activation of ``e`` that starts less than ``rearm_s`` after the
   previous activation of ``e`` ended continues the same sound (a smoke alarm's beeps and
   pauses, a siren's dips): it is not a new sound and does not alert again. ``e`` must stay
-  below ``off_e`` for ``rearm_s`` before its next activation counts as a new sound.
+  below ``off_e`` for ``rearm_s`` before its next activation counts as a new sound. The pause
+  is per label where the manifest says so (``thresholds.rearm_s``; ``python -m export.rearm``
+  chooses it on dev scenes): a CO alarm's temporal-four pattern pauses 5 s between its bursts
+  of beeps, a smoke alarm's temporal-three 1.5 s.
 * **confirmation**: a sound alerts only once ``confirm_chunks`` of its chunks (per label,
   manifest ``thresholds.confirm_chunks``, default 1) reached ``p_e >= on_e``; a sound that
   never gets there never alerts. ``python -m export.confirm`` sets 2 for a label where, on dev
@@ -137,6 +140,8 @@ class PolicyConfig(_Config):
         alert again; a shorter pause continues the same sound (0 = every activation is new).
         Chosen on the 2 h dev2 split through the runtime (``benchmarks/results/eval.md``):
         0 / 1.5 / 2 / 3 s gave 72 / 69 / 66 / 61 false alerts with the same 234 responses.
+        Manifest ``thresholds.rearm_s`` (a number or ``{label: seconds}``, from
+        ``python -m export.rearm``) wins per label, unless the field was given by name.
     answer_refractory_s : float
         Minimum seconds between two answers.
     endpoint_s : float
@@ -426,6 +431,7 @@ class DecisionPolicy:
     refractory : per-label refractory seconds overriding ``config.refractory_s``.
     confirm : per-label number of chunks at or above threshold before a sound alerts
         (default 1: the first one).
+    rearm : per-label re-arm pause (seconds) overriding ``config.rearm_s``.
     hysteresis : overrides ``config.hysteresis`` (from the manifest).
     caption_confidence : overrides ``config.caption_confidence`` (from the manifest).
     aliases : extra instruction phrases per event label.
@@ -437,6 +443,7 @@ class DecisionPolicy:
                  event_thresholds: Mapping[str, float], config: PolicyConfig | None = None,
                  refractory: Mapping[str, float] | None = None, hysteresis: float | None = None,
                  confirm: Mapping[str, int] | None = None,
+                 rearm: Mapping[str, float] | None = None,
                  aliases: Mapping[str, Sequence[str]] | None = None,
                  answerer: Any = None, caption_confidence: float | None = None) -> None:
         self.config = config or PolicyConfig()
@@ -463,6 +470,15 @@ class DecisionPolicy:
         self.refractory = np.array([float(ref.get(e, self.config.refractory_s))
                                     for e in self.events], np.float64)
         self.keyword_refractory = float(self.config.refractory_s)
+        rearm = dict(rearm or {})
+        for label, v in rearm.items():
+            if label not in self.events:
+                raise ValueError(f"rearm names unknown event label {label!r}; labels are"
+                                 f" {', '.join(self.events)}")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
+                raise ValueError(f"rearm[{label!r}] = {v!r}: give a number of seconds >= 0")
+        self.rearm = np.array([float(rearm.get(e, self.config.rearm_s)) for e in self.events],
+                              np.float64)
         conf = dict(confirm or {})
         for label, n in conf.items():
             if label not in self.events:
@@ -590,7 +606,7 @@ class DecisionPolicy:
         falling = self.active & (p_events < self.off)
         self.active = (self.active | rising) & ~falling
         new_sound = rising & (chunk.start_s - self.last_off
-                              >= self.config.rearm_s - TIME_EPS_S)
+                              >= self.rearm - TIME_EPS_S)
         self.activation_start[new_sound] = chunk.start_s
         self.alerted[new_sound] = False  # a continuation keeps the sound's alerted state
         self.above[new_sound] = 0

@@ -132,6 +132,35 @@ def choose_confirm(counts: dict[str, dict[int, tuple[int, int, int]]]) -> dict[s
     return out
 
 
+#: Re-arm pauses ``python -m export.rearm`` tries (seconds; the first is the reference, the
+#: runtime's default :class:`aim_edge.policy.PolicyConfig` ``rearm_s``).
+REARM_GRID = (3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0)
+
+
+def choose_rearm(counts: dict[str, dict[float, tuple[int, int, int]]], reference: float
+                 ) -> dict[str, float]:
+    """Per label, the re-arm pause to ship from ``{label: {seconds: (hit, missed, extra)}}``
+    measured on a dev split (``reference`` must be among the pauses): ``hit`` sounds alerted
+    inside their response window, ``extra`` alerts inside none (a sound announced again after
+    a pause, or no such sound at all).
+
+    Rule: among the pauses that keep every sound the reference pause alerts in time, the one
+    with the fewest extra alerts; on a tie the shortest (two sounds stay two sounds as often as
+    possible). A longer pause joins a sound to the one before it, so it can only lose hits; it
+    is taken only where the dev split shows that it removes repeated alerts and loses none.
+    """
+    out = {}
+    for label, by_r in counts.items():
+        if reference not in by_r:
+            raise ValueError(f"choose_rearm: {label!r} has no count for the reference pause "
+                             f"{reference:g} s; measured: "
+                             + ", ".join(f"{r:g}" for r in sorted(by_r)))
+        hits = by_r[reference][0]
+        keep = [r for r in sorted(by_r) if by_r[r][0] >= hits]
+        out[label] = float(min(keep, key=lambda r: (by_r[r][2], r)))
+    return out
+
+
 #: Caption-confidence candidates: mean letter posteriors (v0.8: speech captions have a median
 #: of 0.78, captions over sirens and beeps 0.49).
 CAPTION_GRID = np.round(np.arange(0.30, 0.801, 0.02), 4)

@@ -199,6 +199,9 @@ def _yamnet_events(peer: dict[str, Any], scenes: list[Scene], engine: Any, show:
     model: YamNet = peer["model"]
     thr = peer["thresholds"]
     h, ref = engine.policy_config.hysteresis, engine.policy_config.refractory_s
+    pol = engine.new_policy()  # the bundle's per-label re-arm pauses, as aim-edge is scored
+    rearm = {lab: float(pol.rearm[pol.events.index(lab)]) if lab in pol.events
+             else engine.policy_config.rearm_s for lab in model.labels}
     c0 = time.process_time()
     dets = []
     for sc in _progress(scenes, f"{name}: yamnet", show):
@@ -206,7 +209,7 @@ def _yamnet_events(peer: dict[str, Any], scenes: list[Scene], engine: Any, show:
         t = model.decision_times(p.shape[0])
         # scored by the runtime's own merge rules, as aim-edge's detections are
         dets.append((sc, {lab: event_detections(p[:, j], t, thr[lab], h, ref, PATCH_HOP_S,
-                                                engine.policy_config.rearm_s)
+                                                rearm[lab])
                           for j, lab in enumerate(model.labels)}))
     res = score_event_set(dets, model.labels)
     res["rtf_cpu"] = (time.process_time() - c0) / max(sum(s.duration for s in scenes), 1e-9)

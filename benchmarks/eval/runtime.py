@@ -165,7 +165,7 @@ def policy_detections(pol: Any, p_events: np.ndarray, t: np.ndarray, chunk_s: fl
     refractory, re-arm gap, confirmation) on ``p_events`` (chunks, labels in ``pol.events``
     order) decided at times ``t``."""
     return {label: event_detections(p_events[:, i], t, float(pol.on[i]), pol.hysteresis,
-                                    float(pol.refractory[i]), chunk_s, pol.config.rearm_s,
+                                    float(pol.refractory[i]), chunk_s, float(pol.rearm[i]),
                                     int(pol.confirm[i]) if confirm_chunks is None
                                     else confirm_chunks)
             for i, label in enumerate(pol.events)}

@@ -30,7 +30,8 @@ from . import background, hazards, sources, speech, text
 from .labels import EVENT_NAMES, NEVER_TARGET, SAFETY_LABELS, event_label
 from .splits import SPLIT_CODES, check_split
 
-__all__ = ["SCHEMA", "SceneConfig", "compute_responses", "make_stream", "stream_id"]
+__all__ = ["SCHEMA", "SceneConfig", "alert_window", "compute_responses", "make_stream",
+           "stream_id"]
 
 SR = 16000
 SCHEMA = "aim-edge-scenes/1"
@@ -38,6 +39,11 @@ SCHEMA = "aim-edge-scenes/1"
 #: latest alert time after an event's onset: onset + min(duration, _ALERT_SPAN) + _REPLY_SLACK
 _ALERT_SPAN = 3.0
 _REPLY_SLACK = 2.0
+
+
+def alert_window(onset: float, offset: float) -> tuple[float, float]:
+    """``(earliest, latest)`` of the alert a sound from ``onset`` to ``offset`` asks for."""
+    return onset, onset + min(offset - onset, _ALERT_SPAN) + _REPLY_SLACK
 
 
 @dataclass(frozen=True)
@@ -255,7 +261,7 @@ def compute_responses(duration: float, speech_segs: list[dict], events: list[dic
         safety = event_label(label).is_safety and label not in meaning["muted_labels"]
         requested = label in meaning["target_labels"]
         if safety or requested:
-            latest = ev["onset"] + min(ev["offset"] - ev["onset"], _ALERT_SPAN) + _REPLY_SLACK
+            latest = alert_window(ev["onset"], ev["offset"])[1]
             resp.append({"kind": "alert", "earliest": ev["onset"],
                          "latest": _r(min(latest, duration)),
                          "trigger": {"type": "event", "index": i, "label": label,
