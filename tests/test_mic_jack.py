@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -337,6 +338,29 @@ def test_killing_the_audio_server_ends_listen_cleanly(bare_jack_server):
     assert "stopped delivering audio" in stderr and "aim-edge devices" in stderr
     assert "Traceback" not in stderr
     assert "summary:" in stdout and "microphone" in stdout  # what was heard is reported
+
+
+def test_sigterm_ends_listen_like_ctrl_c(jack_server, tmp_path):
+    """`timeout`, systemd and `docker stop` send SIGTERM: the tail is decoded, the summary
+    printed, --jsonl closed with its final stats event, and the exit code is 0."""
+    before = set(jack_server.ports())
+    events_path = tmp_path / "events.jsonl"
+    proc = _listen(jack_server, "--quiet", "--jsonl", str(events_path))
+    try:
+        _wait_listening(jack_server, proc, before)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, (stdout, stderr)
+    assert "Traceback" not in stderr
+    assert "summary:" in stdout and "stopped (SIGTERM)" in stdout
+    events = [json.loads(line) for line in events_path.read_text().splitlines()]
+    final = [e for e in events if e["type"] == "stats" and e.get("final")]
+    assert len(final) == 1 and final[0]["capture"]["callbacks"] > 0
 
 
 def test_killed_servers_do_not_use_up_the_jack_registry():

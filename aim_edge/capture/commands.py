@@ -36,8 +36,9 @@ microseconds); the capture thread mixes the channels down to mono and resamples 
 with soxr when the device runs at another rate (8, 22.05, 44.1, 48 kHz, ...); the perceive /
 decide / respond threads turn it into captions and alerts, as in `aim-edge run --realtime`.
 
-device choice: the default input unless --device / --host-api say otherwise; the rate is the
-first the device accepts of: --rate, 16000, its default rate, 48000, 44100, 22050, 8000.
+device choice: the default input unless --device / --host-api say otherwise. The rate is
+--rate when given (only that one: a rate the device refuses is an error), else the first the
+device accepts of 16000, its default rate, 48000, 44100, 22050, 8000.
 
 live warnings (stderr): audio dropped because the capture thread stalled (filled with silence,
 so times stay right), PortAudio input overflows (the driver lost audio), and ring drops when
@@ -45,15 +46,45 @@ decoding falls behind. All of them are counted in the summary and in --jsonl sta
 (key "capture"). A device that disappears ends the session: what was captured is decoded,
 the summary printed, and the exit code is 1.
 
-Ctrl-C ends listening: the audio captured so far is decoded and the summary printed.
+Ctrl-C, or SIGTERM (`timeout`, `kill`, systemd, `docker stop`), ends listening: the audio
+captured so far is decoded, the summary printed and --jsonl flushed; the exit code is 0.
 
 examples:
   aim-edge listen
   aim-edge listen --device USB --instruction "tell me if the doorbell rings"
   aim-edge listen --host-api jack --duration 60 --jsonl events.jsonl
-  aim-edge listen --device 3 --rate 48000 --channels 2 --speak
+  aim-edge listen --device 3 --channels 2 --speak
   aim-edge listen --record heard.wav          keep what the model heard (16 kHz WAV)
 """
+
+
+class _StopSignals:
+    """While active, SIGTERM ends listening the way Ctrl-C does (``KeyboardInterrupt`` in the
+    main thread), so a service manager or ``timeout`` still gets the decoded tail, the summary
+    and a flushed --jsonl. ``name`` says which signal arrived; the old handler is restored."""
+
+    def __init__(self) -> None:
+        self.name = ""
+        self._old: Any = None
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.name = "SIGTERM"
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> _StopSignals:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGTERM, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
+            self._old = None
 
 
 def _print_err(msg: str) -> None:
@@ -220,13 +251,15 @@ def _cmd_listen(args: argparse.Namespace) -> int:
               file=info_out, flush=True)
         config = LoopConfig(realtime=True, stats_every_s=args.stats_every)
         loop = Loop(engine, source, responders, instruction=args.instruction, config=config)
-        interrupted = False
+        interrupted = ""
+        stop = _StopSignals()
         try:
             loop.start()
             try:
-                summary = loop.join()
-            except KeyboardInterrupt:  # first Ctrl-C: end the input, decode what was heard
-                interrupted = True
+                with stop:
+                    summary = loop.join()
+            except KeyboardInterrupt:  # first Ctrl-C / SIGTERM: end the input, decode the rest
+                interrupted = stop.name or "Ctrl-C"
                 mic.stop()
                 summary = loop.join(timeout=30)
         finally:
@@ -234,7 +267,7 @@ def _cmd_listen(args: argparse.Namespace) -> int:
         cli.print_summary(summary, engine, info_out)
         _print_capture_summary(mic, info_out)
         if interrupted:
-            print("aim-edge listen: stopped (Ctrl-C)", file=info_out)
+            print(f"aim-edge listen: stopped ({interrupted})", file=info_out)
         if mic.error is not None:
             raise mic.error
     return 0
@@ -285,8 +318,8 @@ def add_commands(sub: Any) -> None:
     g.add_argument("--host-api", default=None, metavar="NAME",
                    help="choose among devices of this host API (e.g. jack, alsa, pulse)")
     g.add_argument("--rate", type=positive_int, default=None, metavar="HZ",
-                   help="device sample rate (default: the first the device accepts of 16000,"
-                        " its default, 48000, 44100, 22050, 8000)")
+                   help="device sample rate; only this one is tried (default: the first the"
+                        " device accepts of 16000, its default, 48000, 44100, 22050, 8000)")
     g.add_argument("--channels", type=positive_int, default=None, metavar="N",
                    help="channels to open, mixed down to mono (default: 1, else 2, else all)")
     g.add_argument("--dtype", default="float32", choices=["float32", "int16"],
