@@ -373,6 +373,10 @@ def load_bundle(path: str | Path, *, verify_hashes: bool = True,
     unknown = sorted(set(ev_thr_raw) - names)
     if unknown:
         raise BundleError(f"manifest: thresholds.events names unknown labels {unknown}")
+    for name, value in ev_thr_raw.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise BundleError(f"manifest: thresholds.events.{name} = {value!r} must be a "
+                              "probability in (0, 1)")
     ev_thr = {e.name: float(ev_thr_raw.get(e.name, 0.5)) for e in events}
     for key, value in [("speak_now", speak), *ev_thr.items()]:
         if not 0.0 < value < 1.0:

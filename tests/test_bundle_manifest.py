@@ -159,3 +159,27 @@ def test_encoder_mismatch_is_refused(tmp_path):
         model={**m["model"], "instruction_encoder": "hashed-bow"},
         instructions={"encoder": {"kind": "hashed-bow", "dim": 8, "buckets": 64, "seed": 1}}))
     assert load_bundle(ok).manifest["model"]["instruction_encoder"] == "hashed-bow"
+
+
+def test_a_non_numeric_event_threshold_is_named(tmp_path):
+    root = _edit(write_fake_bundle(tmp_path / "b"),
+                 lambda m: m["thresholds"]["events"].update(smoke_alarm="high"))
+    with pytest.raises(BundleError,
+                       match=r"thresholds\.events\.smoke_alarm = 'high' must be a probability"):
+        load_bundle(root)
+
+
+def test_a_state_shape_the_model_file_disagrees_with_is_named(bundle_copy):
+    """The shipped ONNX step with one state size changed in its manifest: refused when the
+    backend opens, naming the input and both shapes (was onnxruntime's INVALID_ARGUMENT)."""
+    from aim_edge.engine import Engine
+
+    def shrink(m):
+        s = m["state"][0]
+        s["shape"] = [*s["shape"][:-1], s["shape"][-1] - 1]
+
+    root = _edit(bundle_copy, shrink)
+    name = json.loads((root / "manifest.json").read_text())["state"][0]["name"]
+    with pytest.raises(BundleError, match=rf"its input '{name}' has shape .* the manifest's"
+                                          rf" state {name} is .* do not belong together"):
+        Engine.from_bundle(root, backend="onnxruntime")

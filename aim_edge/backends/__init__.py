@@ -204,6 +204,28 @@ def check_known_answer(backend: Backend, bundle: Bundle, artifact: Artifact) -> 
     return err
 
 
+def check_input_shapes(name: str, artifact: Artifact, bundle: Bundle,
+                       shapes: Mapping[str, Sequence[Any]]) -> None:
+    """Refuse a model file whose declared input shapes (``{input: dims}``; a dim that is not
+    an int is dynamic) differ from the shapes the manifest feeds it (chunk, instruction and
+    state sizes), naming the input and both shapes."""
+    for key, feed in zero_feeds(bundle).items():
+        dims = shapes.get(key)
+        if dims is None:
+            continue
+        dims = list(dims)
+        fixed = [d if isinstance(d, (int, np.integer)) and d > 0 else None for d in dims]
+        if len(fixed) != feed.ndim or any(d is not None and d != f
+                                          for d, f in zip(fixed, feed.shape, strict=False)):
+            where = "fbank chunk" if key == "fbank" else (
+                "instruction embedding" if key == "instruction" else f"state {key}")
+            raise BundleError(
+                f"{artifact.file} does not match the manifest ({name}): its input {key!r} has"
+                f" shape {[d if d is not None else '?' for d in fixed]}, the manifest's"
+                f" {where} is {list(feed.shape)}; the model file and manifest do not belong"
+                " together")
+
+
 def check_io(name: str, artifact: Artifact, bundle: Bundle, inputs: Sequence[str],
              outputs: Sequence[str]) -> None:
     """Refuse a model file whose input/output names do not match the manifest's contract."""

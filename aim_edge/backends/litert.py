@@ -65,7 +65,12 @@ class _SignatureBackend:
                             f" {threads} thread(s)")
         feeds = zero_feeds(bundle)
         for _ in range(warmup):
-            self.run(feeds)
+            try:
+                self.run(feeds)
+            except Exception as exc:  # the interpreter's own error types
+                raise BundleError(
+                    f"{artifact.file}: one step with the manifest's input shapes fails ({exc});"
+                    " the model file and manifest do not belong together") from exc
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         out = self.runner(**{k: np.ascontiguousarray(feeds[k]) for k in self.input_names})

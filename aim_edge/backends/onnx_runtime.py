@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import BackendUnavailableError, BundleError, ConfigError
-from . import check_io, zero_feeds
+from . import check_input_shapes, check_io, zero_feeds
 
 if TYPE_CHECKING:
     from ..bundle import Artifact, Bundle
@@ -126,6 +126,8 @@ class OnnxRuntimeBackend:
         self.input_names = tuple(i.name for i in self.session.get_inputs())
         self.output_names = tuple(o.name for o in self.session.get_outputs())
         check_io(self.name, artifact, bundle, self.input_names, self.output_names)
+        check_input_shapes(self.name, artifact, bundle,
+                           {i.name: i.shape for i in self.session.get_inputs()})
         self._check_metadata(bundle)
         self.threads = threads
         import onnxruntime
