@@ -163,9 +163,10 @@ def _print_bundle(path: str | Path | None, out: TextIO) -> None:
     if far is None:
         calibrated = "; not calibrated"
     elif speak_far == far:
-        calibrated = f"; calibrated{on} for {far:g} false alerts/h"
+        calibrated = f"; calibrated{on} for {far:g} false alert{'' if far == 1 else 's'}/h"
     else:
-        calibrated = (f"; calibrated{on} for {far:g} false alerts/h per event label, "
+        calibrated = (f"; calibrated{on} for {far:g} false alert{'' if far == 1 else 's'}/h"
+                      " per event label, "
                       f"speak-now {speak_far:g}/h")
     print(f"  thresholds       speak_now {b.speak_threshold:g}; events "
           + ", ".join(f"{k} {v:g}" for k, v in b.event_thresholds.items()) + calibrated,
@@ -269,11 +270,15 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fmt_pct(p: dict[str, float]) -> str:
+def _fmt_pct(p: dict[str, float], none: str = "n/a (none measured)") -> str:
     if not p or not p.get("n"):
-        return "n/a (no samples)"
+        return none
     return (f"p50 {p['p50']:.2f} / p95 {p['p95']:.2f} / p99 {p['p99']:.2f} /"
             f" max {p['max']:.2f} ms (n={int(p['n'])})")
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def print_summary(summary: dict[str, Any], engine: Any, out: TextIO) -> None:
@@ -288,19 +293,22 @@ def print_summary(summary: dict[str, Any], engine: Any, out: TextIO) -> None:
     if rtf is not None:
         print(f"  RTF           {rtf:.4f} wall, {cpu_rtf:.4f} CPU (all loop threads)", file=out)
     dropped = summary.get("captions_dropped", 0)
-    print(f"  events        {summary['alerts']} alerts, {summary['captions']} final captions,"
-          f" {summary['answers']} answers"
+    print(f"  events        {_plural(summary['alerts'], 'alert')},"
+          f" {_plural(summary['captions'], 'final caption')},"
+          f" {_plural(summary['answers'], 'answer')}"
           + (f" ({dropped} utterance{'s' if dropped != 1 else ''} dropped as not speech)"
              if dropped else ""), file=out)
-    print(f"  latency       responses {_fmt_pct(summary['response_latency_ms'])}", file=out)
+    print("  latency       responses "
+          + _fmt_pct(summary["response_latency_ms"], "n/a (nothing was said: no alert or answer)"),
+          file=out)
     if not summary["realtime"]:
         print("                (as fast as possible: chunks queue behind the file reader, so"
               " latency includes that wait; --realtime gives live figures)", file=out)
     print(f"                chunks    {_fmt_pct(summary['chunk_latency_ms'])}", file=out)
     st = summary["stages_ms"]
-    print("  per stage p50/p99 ms   " + ", ".join(
+    print("  per stage p50/p99 ms   " + (", ".join(
         f"{k} {v['p50']:.2f}/{v['p99']:.2f}" for k, v in st.items()
-        if k != "end_to_end" and v.get("n")), file=out)
+        if k != "end_to_end" and v.get("n")) or "n/a (no chunk was decided)"), file=out)
     if not summary["realtime"]:
         print("                (--fast: features counts from the ring, so it includes the wait"
               " for the perceive thread)", file=out)
@@ -384,6 +392,56 @@ def engine_from_args(args: argparse.Namespace) -> Any:
                               second_pass=second_pass, endpoints=endpoints, policy=policy)
 
 
+#: what each decision-policy field does, for --policy's help (defaults come from PolicyConfig)
+_POLICY_FIELDS = {
+    "hysteresis": "off = on - this, per label and speak-now",
+    "refractory_s": "seconds before a label alerts again",
+    "rearm_s": "a pause shorter than this continues the same sound (no new alert)",
+    "answer_refractory_s": "seconds between two answers",
+    "endpoint_s": "silence that ends a caption",
+    "wake_endpoint_s": "pause after which speech is checked for a wake phrase",
+    "max_utterance_s": "longest caption",
+    "wake_phrases": "comma-separated, e.g. 'hey aim,computer'",
+    "wake_tolerance": "edits per letter allowed in the draft's wake phrase (0 = exact)",
+    "wake_lead_chars": "stray letters allowed before it",
+    "wake_name_words": "the name may end one of the first N words",
+    "wake_confirm_speak": "speak-now that confirms a drafted wake phrase (0 = none)",
+    "wake_speak_threshold": "answer a drafted wake phrase when speak-now reaches it"
+                            " (1 = wait for the pause)",
+    "wake_speak_pause_s": "... once the draft paused this long",
+    "wake_draft_questions": "with --asr, answer a confirmed drafted question at the pause"
+                            " instead of waiting for the second pass",
+    "caption_confidence": "drop captions of letters written over a sound below this mean"
+                          " posterior (0 keeps them)",
+    "spoken_instructions": "let 'hey aim, <instruction>' replace the instruction",
+    "kws_threshold": "keyword spotter's letter posterior (0 = spotter off)",
+    "safety_without_instruction": "re-score safety labels without the instruction (one more"
+                                  " model step per chunk; `aim-edge info` says whether the"
+                                  " bundle needs it)",
+}
+#: fields whose default the bundle's manifest may set (then --policy wins over it)
+_FROM_BUNDLE = ("hysteresis", "refractory_s", "rearm_s", "caption_confidence")
+
+
+def _policy_help() -> str:
+    import dataclasses
+
+    from .policy import PolicyConfig
+
+    defaults = PolicyConfig()
+    parts = []
+    for f in dataclasses.fields(PolicyConfig):
+        if f.name.startswith("_"):
+            continue
+        value = getattr(defaults, f.name)
+        shown = (",".join(value) if isinstance(value, tuple)
+                 else str(value).lower() if isinstance(value, bool) else f"{value:g}")
+        where = " or the bundle's" if f.name in _FROM_BUNDLE else ""
+        parts.append(f"{f.name} (default {shown}{where}): {_POLICY_FIELDS.get(f.name, '')}")
+    return ("decision policy setting, repeatable, e.g. --policy refractory_s=10; wins over"
+            " the bundle's. Fields: " + "; ".join(parts))
+
+
 def add_model_arguments(p: Any) -> None:
     """The model and voice options ``run`` and ``listen`` share (one definition, one help)."""
     p.add_argument("--model", metavar="PATH", default=None,
@@ -402,27 +460,7 @@ def add_model_arguments(p: Any) -> None:
     p.add_argument("--instruction", default=None, metavar="TEXT",
                    help='what to listen for, e.g. "tell me if the doorbell rings"')
     p.add_argument("--policy", action="append", default=None, metavar="FIELD=VALUE",
-                   help="decision policy setting, repeatable; wins over the bundle's: "
-                   "refractory_s=10 (seconds before a label alerts again), rearm_s=3, "
-                   "hysteresis=0.1, answer_refractory_s=2, endpoint_s=0.8, "
-                   "max_utterance_s=30, kws_threshold=0.5 (0 = spotter off), "
-                   "spoken_instructions=false, wake_phrases='hey aim,computer', "
-                   "wake_tolerance=0 wake_lead_chars=0 wake_name_words=0 (the draft must "
-                   "spell the wake phrase exactly), wake_confirm_speak=0.9 (speak-now that "
-                   "confirms a drafted wake phrase; 0 = none), wake_speak_threshold=0.99 "
-                   "(answer a drafted wake phrase when speak-now reaches it; 1 = wait for the "
-                   "endpoint), wake_speak_pause_s=0.16 (... once the draft has paused that "
-                   "long, so the answer does not talk over the last word; 0 = at once), "
-                   "wake_endpoint_s=0.48 (the pause after which speech is checked "
-                   "for a wake phrase, before the caption ends), wake_draft_questions=false "
-                   "(with --asr, leave every wake phrase to the second pass's text instead of "
-                   "answering a confirmed drafted question at that pause), "
-                   "caption_confidence=0 (keep "
-                   "the captions the bundle's gate drops as not speech: letters the model "
-                   "wrote over a siren or a beep), "
-                   "safety_without_instruction=false (one model step per chunk, but with a "
-                   "bundle whose event head reads the instruction, `aim-edge info` says which, "
-                   "an instruction may then hide a safety sound)")
+                   help=_policy_help())
     p.add_argument("--speak", action="store_true",
                    help="speak alerts and answers with espeak-ng")
     p.add_argument("--color", action=argparse.BooleanOptionalAction, default=None,

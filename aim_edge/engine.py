@@ -755,8 +755,20 @@ class Stream:
                                   "meaning": meaning.to_dict(), "_ref_ns": t0}
             if self.engine.encoder.note:
                 ev["note"] = self.engine.encoder.note
+            if meaning.intent == "none" and text.strip():
+                ev["hint"] = self._not_understood()
             out.append(ev)
         return out
+
+    def _not_understood(self) -> str:
+        """What to say when no rule understood an instruction (it still reaches the model)."""
+        policy = self.policy
+        sounds = ", ".join(e.replace("_", " ") for e in policy.events
+                           if e not in policy.never_target)
+        return ("no rule understood this, so it asks for nothing (safety alerts stay on; the"
+                " model still gets it as context). Rules understand: a sound to watch for ("
+                f"{sounds}), \"when someone says WORD\", \"only emergencies\", \"just"
+                " transcribe\", \"ignore the siren\"")
 
     def _safety_without_instruction(self, feeds: dict[str, np.ndarray],
                                     out: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

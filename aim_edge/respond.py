@@ -37,7 +37,8 @@ Every event is a JSON-ready ``dict``; the first three keys are always present::
     ``text`` (the new instruction, ``""`` = none), ``source`` (``api`` | ``cli`` |
     ``spoken``), ``encoder`` (instruction encoder kind, ``none`` = zero-embedding fallback),
     ``meaning`` (``{intent, target_labels, target_keywords, muted_labels}`` as the policy reads
-    it), and ``note`` when the bundle has no instruction encoder.
+    it), ``note`` when the bundle has no instruction encoder, and ``hint`` when no rule
+    understood a non-empty instruction (what the rules do understand).
 ``stats``
     ``chunks``, ``alerts``, ``captions``, ``captions_dropped``, ``dropped_samples``,
     ``overflow_events``, ``chunk_latency_ms`` (``{p50, p95, p99, max}``), and in loop
@@ -222,6 +223,8 @@ class ConsoleResponder:
             self._line(self._style(line, "1;33"))
             if event.get("note"):
                 self._line(f"           note: {event['note']}")
+            if event.get("hint"):
+                self._line(f"           note: {event['hint']}")
 
     def close(self, summary: dict[str, Any] | None = None) -> None:
         self._clear_partial()

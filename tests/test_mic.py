@@ -599,3 +599,27 @@ def test_listen_ends_with_exit_1_when_the_device_goes_away(fake_device, capsys):
     assert "summary:" in captured.err  # --jsonl -: the human part goes to stderr
     last = captured.err.strip().splitlines()[-1]
     assert last.startswith("aim-edge listen: error: [1] fake mic (FakeAPI) stopped delivering")
+
+
+def test_record_to_a_missing_folder_is_one_clean_error(tmp_path, monkeypatch):
+    """wave.open(path) on a bad path left a half-built writer whose __del__ printed an
+    AttributeError after the clean error."""
+    import gc
+    import sys
+
+    from aim_edge.capture.commands import _Recorder
+    from aim_edge.errors import AimEdgeError
+
+    raised = []
+    monkeypatch.setattr(sys, "unraisablehook", raised.append)
+    with pytest.raises(AimEdgeError, match="--record .*No such file or directory"):
+        _Recorder(str(tmp_path / "no" / "x.wav"), 16000)
+    gc.collect()
+    assert raised == []
+    rec = _Recorder(str(tmp_path / "ok.wav"), 16000)
+    rec.write(np.full(320, 0.5, np.float32))
+    rec.close()
+    from aim_edge.audio import read_wav
+
+    rate, x = read_wav(tmp_path / "ok.wav")
+    assert rate == 16000 and x.shape == (320,) and int(x[0]) == 16384

@@ -188,3 +188,18 @@ def test_run_takes_policy_settings_and_names_a_bad_one(runtime_small_bundle, wav
     err = capsys.readouterr().err
     assert "policy setting 'refractory=10': unknown field 'refractory'" in err
     assert "refractory_s" in err and "Traceback" not in err
+
+
+def test_policy_help_lists_every_field_with_its_real_default_and_meaning():
+    import dataclasses
+
+    from aim_edge.cli import _POLICY_FIELDS, _policy_help
+    from aim_edge.policy import PolicyConfig
+
+    text = _policy_help()
+    names = [f.name for f in dataclasses.fields(PolicyConfig) if not f.name.startswith("_")]
+    assert sorted(_POLICY_FIELDS) == sorted(names)  # a new field needs its line here
+    for piece in ("refractory_s (default 5 or the bundle's)", "wake_tolerance (default 0.25)",
+                  "wake_draft_questions (default true)", "kws_threshold (default 0.5)",
+                  "safety_without_instruction (default true)", "rearm_s (default 3 or the"):
+        assert piece in text

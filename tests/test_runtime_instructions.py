@@ -46,6 +46,27 @@ def test_fallback_is_a_zero_embedding_and_says_so(runtime_fake_bundle):
     assert instr["meaning"]["target_labels"] == ["kettle_whistle"]
 
 
+def test_an_instruction_no_rule_understands_says_so_and_what_would_work(runtime_fake_bundle):
+    import io
+
+    from aim_edge.respond import ConsoleResponder
+
+    bundle = load_bundle(runtime_fake_bundle)
+    engine = Engine.from_bundle(bundle, backend=ScriptedBackend(bundle))
+    instr = [e for e in run(engine, instruction="tell me if the toaster pops")
+             if e["type"] == "instruction"][0]
+    assert instr["meaning"]["intent"] == "none"
+    assert "no rule understood this" in instr["hint"]
+    assert "kettle whistle" in instr["hint"] and "other sound" not in instr["hint"]
+    out = io.StringIO()
+    ConsoleResponder(out, color=False).emit({**instr, "latency_ms": 0.1})
+    assert "note: no rule understood this" in out.getvalue()
+    # understood ones, and clearing the instruction, carry no hint
+    for text in ("tell me if the kettle whistles", None):
+        ev = [e for e in run(engine, instruction=text) if e["type"] == "instruction"]
+        assert all("hint" not in e for e in ev)
+
+
 def test_hashed_bag_of_words_encoder_from_the_manifest(tmp_path):
     path = edit_manifest(write_fake_bundle(tmp_path / "b"), lambda m: m.__setitem__(
         "instructions", {"encoder": {"kind": "hashed-bow", "dim": 8, "buckets": 64,

@@ -139,10 +139,11 @@ class _Recorder:
     """Writes what reaches the decoding ring to a 16-bit WAV (``--record``)."""
 
     def __init__(self, path: str, rate: int) -> None:
-        try:
-            self.w = wave.open(path, "wb")
+        try:  # opened here: wave.open(path) leaves a half-built writer whose __del__ complains
+            self._file = open(path, "wb")  # noqa: SIM115 -- closed in close()
         except OSError as exc:
             raise AimEdgeError(f"--record {path}: {exc}") from exc
+        self.w = wave.open(self._file, "wb")
         self.w.setnchannels(1)
         self.w.setsampwidth(2)
         self.w.setframerate(rate)
@@ -153,6 +154,7 @@ class _Recorder:
 
     def close(self) -> None:
         self.w.close()
+        self._file.close()
 
 
 class _RecordingSource:
