@@ -39,6 +39,8 @@ __all__ = [
     "iter_wav_blocks",
     "mix_down",
     "read_wav",
+    "read_wav_header",
+    "wav_data_blocks",
     "wav_info",
 ]
 
@@ -229,7 +231,7 @@ class WavInfo:
         self.sample_rate = sample_rate
         self.channels = channels
         self.frames = frames
-        self.encoding = encoding  # "pcm16" | "float32" | "float64"
+        self.encoding = encoding  # "pcm16" | "pcm8" | "pcm24" | "pcm32" | "float32" | "float64"
         self.sample_width = sample_width
         self.data_offset = data_offset
         self.declared_frames = frames if declared_frames is None else declared_frames
@@ -237,6 +239,11 @@ class WavInfo:
     @property
     def seconds(self) -> float:
         return self.frames / self.sample_rate if self.sample_rate else 0.0
+
+    @property
+    def open_ended(self) -> bool:
+        """The header says "until the end of the data" (a pipe writer's; length unknown)."""
+        return self.declared_frames * self.sample_width * self.channels >= _UNKNOWN_LENGTH
 
     def truncation_note(self, name: str | Path) -> str | None:
         """A note when the data ends before the header says it should, else None."""
@@ -256,6 +263,9 @@ _SOUNDFILE_HINT = ("convert it to 16-bit PCM or float WAV (e.g. `sox in.x -b 16 
                    " read it with soundfile (`pip install soundfile`) and pass the array to"
                    " Engine.process_array")
 _DTYPES = {"pcm16": np.dtype("<i2"), "float32": np.dtype("<f4"), "float64": np.dtype("<f8")}
+#: other integer PCM widths, delivered as float32 in [-1, 1): unsigned 8-bit (arecord's
+#: default), 24-bit (recorders), 32-bit (sox's own format)
+_WIDE_PCM = {"pcm8": 1, "pcm24": 3, "pcm32": 4}
 _UNKNOWN_LENGTH = 0x7FFFF000  # data sizes from here up mean "to the end of the file"
 
 
@@ -319,10 +329,10 @@ def _riff_info(f: BinaryIO, name: str) -> WavInfo:
             if fmt is None:
                 raise AudioInputError(f"{name}: WAV data chunk before its fmt chunk")
             tag, ch, rate, bits = fmt
-            if tag == 1 and bits != 16:
+            if tag == 1 and bits not in (8, 16, 24, 32):
                 raise AudioInputError(
-                    f"{name}: {bits}-bit PCM WAV is not supported (16-bit PCM and float are);"
-                    f" {_SOUNDFILE_HINT}")
+                    f"{name}: {bits}-bit PCM WAV is not supported (8, 16, 24 and 32-bit PCM"
+                    f" and float are); {_SOUNDFILE_HINT}")
             if not (tag == 1 or (tag == 3 and bits in (32, 64))):
                 raise AudioInputError(
                     f"{name}: WAV encoding (format tag {tag}, {bits} bits) is not supported;"
@@ -337,7 +347,7 @@ def _riff_info(f: BinaryIO, name: str) -> WavInfo:
                 frames = declared = left // (width * ch)
             elif left is not None and left < size:  # cut off
                 frames = left // (width * ch)
-            encoding = "pcm16" if tag == 1 else f"float{bits}"
+            encoding = f"pcm{bits}" if tag == 1 else f"float{bits}"
             return WavInfo(rate, ch, frames, encoding, width, pos, declared_frames=declared)
         else:
             _skip(f, size + (size & 1))
@@ -348,9 +358,14 @@ def _open(path: str | Path | BinaryIO) -> tuple[BinaryIO, str, bool]:
     if hasattr(path, "read"):
         return path, getattr(path, "name", "<stream>"), False  # type: ignore[return-value]
     p = Path(path)
-    if not p.is_file():
+    if p.is_dir():
+        raise AudioInputError(f"{p} is a folder, not a WAV file")
+    if not p.exists():
         raise AudioInputError(f"audio file not found: {p}")
-    return open(p, "rb"), str(p), True
+    try:  # a regular file, or a FIFO / /dev/stdin that a pipe writer feeds
+        return open(p, "rb"), str(p), True
+    except OSError as exc:
+        raise AudioInputError(f"{p}: cannot read it ({exc.strerror or exc})") from exc
 
 
 def wav_info(path: str | Path) -> WavInfo:
@@ -367,39 +382,67 @@ def iter_wav_blocks(path: str | Path | BinaryIO, block_frames: int = 4096
                     ) -> Iterator[tuple[WavInfo, np.ndarray]]:
     """Yield ``(info, block)`` with blocks of at most ``block_frames`` frames.
 
-    A block is int16 ``(frames,)`` / ``(frames, channels)`` for PCM, float32/float64 for float
-    files: pass it to :meth:`AudioConverter.convert` with ``info.sample_rate``. An empty file
-    yields nothing (check ``wav_info(path).frames``); a file cut off mid-frame yields its whole
-    frames (``info.truncation_note``).
+    A block is int16 ``(frames,)`` / ``(frames, channels)`` for 16-bit PCM, float32 in [-1, 1)
+    for 8, 24 and 32-bit PCM, float32/float64 for float files: pass it to
+    :meth:`AudioConverter.convert` with ``info.sample_rate``. An empty file yields nothing
+    (check ``wav_info(path).frames``); a file cut off mid-frame yields its whole frames
+    (``info.truncation_note``).
     """
     if block_frames < 1:
         raise ValueError(f"block_frames = {block_frames} must be >= 1")
     f, name, owned = _open(path)
     try:
         info = _riff_info(f, name)  # leaves f at the first data byte (pipes included)
-        dtype = _DTYPES[info.encoding]
-        frame_bytes = info.sample_width * info.channels
-        left = info.frames
-        while left > 0:
-            raw = f.read(min(block_frames, left) * frame_bytes)
-            whole = len(raw) // frame_bytes
-            if whole == 0:
-                break
-            x = np.frombuffer(raw[: whole * frame_bytes], dtype=dtype)
-            x = x.astype(dtype.newbyteorder("="))
-            if info.encoding != "pcm16" and not np.isfinite(x).all():
-                bad = int(np.flatnonzero(~np.isfinite(x))[0]) // info.channels
-                frame = info.frames - left + bad
-                raise AudioInputError(
-                    f"{name}: frame {frame} ({frame / info.sample_rate:.3f} s) is "
-                    f"{x[bad * info.channels:(bad + 1) * info.channels].tolist()} (not finite); "
-                    "the file is damaged: re-export it, or read it with soundfile, clean it "
-                    "(np.nan_to_num) and pass the array to Engine.process_array")
-            left -= whole
-            yield info, (x if info.channels == 1 else x.reshape(-1, info.channels))
+        yield from wav_data_blocks(f, info, name, block_frames)
     finally:
         if owned:
             f.close()
+
+
+def read_wav_header(f: BinaryIO, name: str = "<stream>") -> WavInfo:
+    """Parse a WAV header from an open binary stream (a pipe included), leaving ``f`` at the
+    first sample: then :func:`wav_data_blocks` reads the samples."""
+    return _riff_info(f, name)
+
+
+def _decode(raw: bytes, encoding: str) -> np.ndarray:
+    if encoding in _WIDE_PCM:
+        if encoding == "pcm8":  # unsigned, 128 = silence
+            return (np.frombuffer(raw, np.uint8).astype(np.float32) - 128.0) / 128.0
+        if encoding == "pcm24":
+            b = np.frombuffer(raw, np.uint8).reshape(-1, 3).astype(np.int32)
+            v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
+            v = np.where(v >= 1 << 23, v - (1 << 24), v)
+            return (v / float(1 << 23)).astype(np.float32)
+        return (np.frombuffer(raw, "<i4") / float(1 << 31)).astype(np.float32)
+    dtype = _DTYPES[encoding]
+    return np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("="))
+
+
+def wav_data_blocks(f: BinaryIO, info: WavInfo, name: str = "<stream>",
+                    block_frames: int = 4096) -> Iterator[tuple[WavInfo, np.ndarray]]:
+    """The sample blocks of :func:`iter_wav_blocks` from a stream whose header
+    :func:`read_wav_header` has read."""
+    if block_frames < 1:
+        raise ValueError(f"block_frames = {block_frames} must be >= 1")
+    frame_bytes = info.sample_width * info.channels
+    left = info.frames
+    while left > 0:
+        raw = f.read(min(block_frames, left) * frame_bytes)  # short only at the end
+        whole = len(raw) // frame_bytes
+        if whole == 0:
+            break
+        x = _decode(raw[: whole * frame_bytes], info.encoding)
+        if info.encoding.startswith("float") and not np.isfinite(x).all():
+            bad = int(np.flatnonzero(~np.isfinite(x))[0]) // info.channels
+            frame = info.frames - left + bad
+            raise AudioInputError(
+                f"{name}: frame {frame} ({frame / info.sample_rate:.3f} s) is "
+                f"{x[bad * info.channels:(bad + 1) * info.channels].tolist()} (not finite); "
+                "the file is damaged: re-export it, or read it with soundfile, clean it "
+                "(np.nan_to_num) and pass the array to Engine.process_array")
+        left -= whole
+        yield info, (x if info.channels == 1 else x.reshape(-1, info.channels))
 
 
 def read_wav(path: str | Path) -> tuple[int, np.ndarray]:

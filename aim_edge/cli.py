@@ -362,9 +362,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
             responders.append(SpeechResponder())
         if not args.quiet:
             d = engine.describe()
-            print(f"aim-edge run: {args.input} ({source.info.sample_rate} Hz,"
-                  f" {source.info.channels} ch, {source.info.seconds:.2f} s) through"
-                  f" {d['bundle']}", file=info_out)
+            length = ("until the stream ends" if source.info.open_ended
+                      else f"{source.info.seconds:.2f} s")
+            name = "<stdin>" if args.input == "-" else args.input
+            print(f"aim-edge run: {name} ({source.info.sample_rate} Hz,"
+                  f" {source.info.channels} ch, {length}) through {d['bundle']}", file=info_out)
         if source.info.frames == 0:
             print(f"aim-edge run: {args.input} holds no audio samples: nothing to decode"
                   " (0 chunks)", file=info_out)
@@ -513,7 +515,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=RUN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("input", metavar="INPUT", help="WAV file (16-bit PCM or float, any rate)")
+    run.add_argument("input", metavar="INPUT",
+                     help="WAV file (8/16/24/32-bit PCM or float, any rate and channels), or -"
+                          " for a WAV stream on standard input (decoded as it arrives)")
     add_model_arguments(run)
     run.add_argument("--realtime", action="store_true",
                      help="pace the file at 1x like a microphone (default: as fast as possible,"

@@ -29,15 +29,16 @@ from __future__ import annotations
 
 import dataclasses
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, BinaryIO, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from .audio import AudioConverter, iter_wav_blocks, wav_info
+from .audio import AudioConverter, iter_wav_blocks, read_wav_header, wav_data_blocks, wav_info
 from .config import _Config, _is_int, _is_real
 from .engine import Engine, Stream
 from .respond import Responder
@@ -191,18 +192,34 @@ class ArraySource(_BlockSource):
 
 
 class WavSource(_BlockSource):
-    """A WAV file (16-bit PCM or float; any rate and channel count) in blocks of ``block_ms``."""
+    """A WAV file (8/16/24/32-bit PCM or float; any rate and channel count) in blocks of
+    ``block_ms``. ``"-"`` reads a WAV stream from standard input as it arrives, e.g.
+    ``arecord -f S16_LE -r 16000 | aim-edge run -`` (a pipe writer's "until the end" header
+    included); ``stream`` reads one from any open binary file object instead."""
 
     name = "wav"
 
-    def __init__(self, path: str | Path, *, block_ms: float = 20.0) -> None:
+    def __init__(self, path: str | Path, *, block_ms: float = 20.0,
+                 stream: BinaryIO | None = None) -> None:
         self.path = Path(path)
-        self.info = wav_info(self.path)
+        self._stream: BinaryIO | None = stream
+        if self._stream is None and str(path) == "-":
+            self._stream = sys.stdin.buffer
+        if self._stream is not None:
+            self.info = read_wav_header(self._stream, "<stdin>" if str(path) == "-"
+                                        else str(path))
+        else:
+            self.info = wav_info(self.path)
         self.block = max(1, int(round(self.info.sample_rate * block_ms / 1000.0)))
-        cut = self.info.truncation_note(self.path)
+        cut = None if self._stream is not None else self.info.truncation_note(self.path)
         self.notes: list[str] = [cut] if cut else []
 
     def blocks(self) -> Iterator[tuple[int, np.ndarray]]:
+        if self._stream is not None:
+            for info, block in wav_data_blocks(self._stream, self.info, str(self.path),
+                                               self.block):
+                yield info.sample_rate, block
+            return
         for info, block in iter_wav_blocks(self.path, self.block):
             yield info.sample_rate, block
 

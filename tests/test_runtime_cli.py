@@ -58,6 +58,47 @@ def test_run_quiet_prints_only_the_summary(runtime_small_bundle, wav, capsys):
     assert out.startswith("summary:")
 
 
+def test_run_reads_a_wav_stream_from_stdin(runtime_small_bundle, wav, capsys, monkeypatch):
+    """`arecord ... | aim-edge run -`: a pipe writer's open-ended header, read as it arrives;
+    the same events as the file itself."""
+    import io
+    import struct
+
+    def run(argv):
+        assert cli.main([*argv, "--model", str(runtime_small_bundle), "--jsonl", "-"]) == 0
+        cap = capsys.readouterr()
+        return [json.loads(line) for line in cap.out.splitlines()], cap.err
+
+    want, _ = run(["run", str(wav)])
+    data = wav.read_bytes()
+    i = data.index(b"data")
+    piped = data[:i + 4] + struct.pack("<I", 0xFFFFFFFF) + data[i + 8:]
+    class Pipe(io.RawIOBase):  # readable, not seekable: what a shell pipe gives
+        def __init__(self, data):
+            self.data = memoryview(data)
+
+        def readable(self):
+            return True
+
+        def readinto(self, b):
+            n = min(len(b), len(self.data))
+            b[:n], self.data = self.data[:n], self.data[n:]
+            return n
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(Pipe(piped))))
+    got, err = run(["run", "-"])
+    assert "<stdin> (16000 Hz, 1 ch, until the stream ends)" in err
+    strip = ("latency_ms", "wall_s", "cpu_s", "rtf", "cpu_rtf", "stages_ms", "t_wall",
+             "chunk_latency_ms", "response_latency_ms", "queue", "threads_cpu_s")
+
+    def same(e):
+        return {k: v for k, v in e.items() if k not in strip}
+
+    assert [same(e) for e in got if e["type"] != "stats"] == \
+        [same(e) for e in want if e["type"] != "stats"]
+    assert got[-1]["type"] == "stats" and got[-1]["chunks"] == want[-1]["chunks"] == 13
+
+
 def test_run_on_an_empty_file(runtime_small_bundle, tmp_path, capsys):
     path = write_wav(tmp_path / "empty.wav", 16000, np.zeros(0, np.int16))
     assert cli.main(["run", str(path), "--model", str(runtime_small_bundle)]) == 0

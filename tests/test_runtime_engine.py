@@ -479,19 +479,41 @@ def test_wav_formats(tmp_path):
     rate, y = read_wav(tmp_path / "f.wav")
     assert rate == 16000 and y.dtype == np.float32
     np.testing.assert_array_equal(y, x)
-    # 24-bit PCM: refused with soundfile named
-    fmt24 = struct.pack("<HHIIHH", 1, 1, 16000, 48000, 3, 24)
+    # 12-bit PCM: refused with soundfile named
+    fmt12 = struct.pack("<HHIIHH", 1, 1, 16000, 32000, 2, 12)
     body = b"\x00" * 30
-    wav24 = (b"RIFF" + struct.pack("<I", 4 + 8 + 16 + 8 + len(body)) + b"WAVE" + b"fmt "
-             + struct.pack("<I", 16) + fmt24 + b"data" + struct.pack("<I", len(body)) + body)
-    (tmp_path / "p24.wav").write_bytes(wav24)
-    with pytest.raises(AudioInputError, match="soundfile"):
-        read_wav(tmp_path / "p24.wav")
+    wav12 = (b"RIFF" + struct.pack("<I", 4 + 8 + 16 + 8 + len(body)) + b"WAVE" + b"fmt "
+             + struct.pack("<I", 16) + fmt12 + b"data" + struct.pack("<I", len(body)) + body)
+    (tmp_path / "p12.wav").write_bytes(wav12)
+    with pytest.raises(AudioInputError, match="12-bit PCM WAV is not supported.*soundfile"):
+        read_wav(tmp_path / "p12.wav")
     (tmp_path / "x.mp3").write_bytes(b"ID3\x03\x00\x00\x00" + b"\x00" * 100)
     with pytest.raises(AudioInputError, match="not a WAV file.*soundfile"):
         read_wav(tmp_path / "x.mp3")
     with pytest.raises(AudioInputError, match="not found"):
         read_wav(tmp_path / "nope.wav")
+    with pytest.raises(AudioInputError, match="is a folder, not a WAV file"):
+        read_wav(tmp_path)
+
+
+@pytest.mark.parametrize("bits", [8, 24, 32])
+def test_8_24_and_32_bit_pcm_read_as_float(tmp_path, bits):
+    """arecord's default is unsigned 8-bit, recorders write 24-bit, sox's own format is 32-bit
+    int: each reads as float32 in [-1, 1) with its full-scale values exact."""
+    levels = np.array([-1.0, -0.5, 0.0, 0.25, 0.5], np.float64)
+    n = bits // 8
+    if bits == 8:
+        raw = (levels * 128 + 128).astype(np.uint8).tobytes()
+    else:
+        ints = (levels * 2 ** (bits - 1)).astype(np.int64)
+        raw = b"".join(int(v).to_bytes(n, "little", signed=True) for v in ints)
+    fmt = struct.pack("<HHIIHH", 1, 1, 16000, 16000 * n, n, bits)
+    (tmp_path / "p.wav").write_bytes(_riff(fmt, raw))
+    info = wav_info(tmp_path / "p.wav")
+    assert info.encoding == f"pcm{bits}" and info.frames == 5
+    rate, y = read_wav(tmp_path / "p.wav")
+    assert rate == 16000 and y.dtype == np.float32
+    np.testing.assert_array_equal(y, levels.astype(np.float32))
 
 
 def _riff(fmt: bytes, data: bytes, declared: int | None = None) -> bytes:
