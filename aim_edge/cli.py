@@ -377,6 +377,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cores() -> int:
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 0
+
+
 def engine_from_args(args: argparse.Namespace) -> Any:
     """The engine ``run`` and ``listen`` build from their shared options (model, backend,
     second pass and where its utterances end)."""
@@ -387,6 +396,15 @@ def engine_from_args(args: argparse.Namespace) -> Any:
     endpoints = getattr(args, "endpoints", "student")
     if second_pass is None and endpoints == "silero":
         endpoints = "student"  # no second pass (none in the bundle, or --no-second-pass)
+        print(f"aim-edge {args.command}: note: --endpoints silero only cuts utterances for a"
+              " second pass, and none is attached (--asr DIR, or a bundle with one): the"
+              " student's own endpoints are used", file=sys.stderr)
+    threads = getattr(args, "threads", 1)
+    cores = _cores()
+    if cores and threads > cores:
+        print(f"aim-edge {args.command}: note: --threads {threads} is more than this machine's"
+              f" {cores} core(s); the audio and feature threads will compete with inference"
+              " (1 is right for the shipped model)", file=sys.stderr)
     settings = getattr(args, "policy", None)
     policy = PolicyConfig.parse_settings(settings) if settings else None
     return Engine.from_bundle(args.model, backend=args.backend, precision=args.precision,
@@ -478,6 +496,13 @@ def add_model_arguments(p: Any) -> None:
                    " silero-vad==6.2.3); only used with a second pass")
 
 
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:  # argparse keeps subparsers only here
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aim-edge",
@@ -556,7 +581,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # the subcommand's own usage, not the top level's, names the stray option
+        sub = _subparsers(parser).get(getattr(args, "command", None) or "", parser)
+        sub.error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -244,3 +244,22 @@ def test_policy_help_lists_every_field_with_its_real_default_and_meaning():
                   "wake_draft_questions (default true)", "kws_threshold (default 0.5)",
                   "safety_without_instruction (default true)", "rearm_s (default 3 or the"):
         assert piece in text
+
+
+def test_an_unknown_option_shows_the_subcommands_usage(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["demo", "--no-colour"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: aim-edge demo") and "unrecognized arguments: --no-colour" in err
+
+
+def test_options_that_cannot_take_effect_say_so(runtime_small_bundle, wav, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "_cores", lambda: 2)
+    assert cli.main(["run", str(wav), "--model", str(runtime_small_bundle), "--quiet",
+                     "--endpoints", "silero", "--no-second-pass", "--threads", "4"]) == 0
+    err = capsys.readouterr().err
+    assert "--endpoints silero only cuts utterances for a second pass" in err
+    assert "--threads 4 is more than this machine's 2 core(s)" in err
+    assert cli.main(["run", str(wav), "--model", str(runtime_small_bundle), "--quiet"]) == 0
+    assert "note:" not in capsys.readouterr().err
