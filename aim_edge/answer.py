@@ -16,6 +16,8 @@ question (examples)            answer
 "what was said?"
 "did I miss anything?",        the alerts of the last ``recent_s`` seconds
 "any alerts?"
+"what's seven times forty?",   the result, worked out (plus, minus, times, multiplied by,
+"what is 12 plus 15?"          divided by; numbers as words or digits)
 anything else                  what it can answer, and that it did not understand
 =============================  ==========================================================
 
@@ -78,6 +80,95 @@ _TIME = re.compile(r"\b(time|clock|o'?clock|hour)\b")
 _SAID = re.compile(r"\b(say|said|saying|says|told|speak|spoke|talking)\b")
 _MISSED = re.compile(r"\b(miss|missed|alert|alerts|happen|happened|anything)\b")
 
+_UNITS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen"
+    " fifteen sixteen seventeen eighteen nineteen".split())}
+_TENS = {w: 10 * i for i, w in enumerate(
+    "twenty thirty forty fifty sixty seventy eighty ninety".split(), start=2)}
+_OPS = {"plus": "+", "minus": "-", "times": "*", "multiplied": "*", "divided": "/",
+        "x": "*"}
+
+
+def _number(words: list[str]) -> float | None:
+    """The value of number words / digits ("twenty one", "a hundred and five", "12"), or
+    None when ``words`` is not one number."""
+    if len(words) == 1 and re.fullmatch(r"\d+(\.\d+)?", words[0]):
+        return float(words[0])
+    total = current = 0
+    seen = False
+    for w in words:
+        if w in _UNITS:
+            current += _UNITS[w]
+        elif w in _TENS:
+            current += _TENS[w]
+        elif w == "hundred":
+            current = (current or 1) * 100
+        elif w == "thousand":
+            total += (current or 1) * 1000
+            current = 0
+        elif w in ("and", "a") and seen:
+            continue
+        else:
+            return None
+        seen = True
+    return float(total + current) if seen else None
+
+
+def _arithmetic(q: str) -> str | None:
+    """``"what's seven times forty"`` -> ``"Seven times forty is 280."``; None if no sum."""
+    words = re.sub(r"[^a-z0-9. ]+", " ", q.replace("-", " ")).split()
+    for i, w in enumerate(words):
+        w = _operator(w)
+        op = _OPS.get(w)
+        if op is None or i == 0:
+            continue
+        j = i + 1 + (1 if w in ("multiplied", "divided") and words[i + 1:i + 2] == ["by"] else 0)
+        left = right = None
+        for k in range(max(0, i - 6), i):  # the longest number that ends before the operator
+            left = _number(words[k:i])
+            if left is not None:
+                break
+        for k in range(min(len(words), j + 6), j, -1):  # ... and starts after it
+            right = _number(words[j:k])
+            if right is not None:
+                break
+        if left is None or right is None:
+            continue
+        if op == "/" and right == 0:
+            return "Dividing by zero has no answer."
+        value = {"+": left + right, "-": left - right, "*": left * right}.get(op) \
+            if op != "/" else left / right
+        shown = f"{value:.0f}" if float(value).is_integer() else f"{value:.4g}"
+        return f"{_said_number(left)} {w}{' by' if j > i + 1 else ''} {_said_number(right)}" \
+            f" is {shown}."
+    return None
+
+
+def _operator(word: str) -> str:
+    """``word``, or the operator it misspells by one letter ("tfimes", "pflus": the streaming
+    draft's spelling; the numbers on both sides must still be exact)."""
+    if word in _OPS or len(word) < 4:
+        return word
+    for op in ("plus", "minus", "times", "multiplied", "divided"):
+        if abs(len(op) - len(word)) <= 1 and _within_one_edit(op, word):
+            return op
+    return word
+
+
+def _within_one_edit(a: str, b: str) -> bool:
+    if len(a) > len(b):
+        a, b = b, a
+    i = 0
+    while i < len(a) and a[i] == b[i]:
+        i += 1
+    if len(a) == len(b):
+        return a[i + 1:] == b[i + 1:]
+    return a[i:] == b[i + 1:]
+
+
+def _said_number(v: float) -> str:
+    return f"{v:.0f}" if float(v).is_integer() else f"{v:g}"
+
 
 def _words(label: str) -> str:
     return label.replace("_", " ")
@@ -113,6 +204,9 @@ class StateAnswerer:
 
     def answer(self, question: str, context: AnswerContext) -> str:
         q = " ".join((question or "").lower().split())
+        worked = _arithmetic(q)
+        if worked is not None:
+            return worked
         if _TIME.search(q):
             now = self.clock()
             return f"It is {now.tm_hour:02d}:{now.tm_min:02d}."
@@ -124,7 +218,7 @@ class StateAnswerer:
             return self._sound(context)
         heard = f" I heard: {q!r}." if q else ""
         return ("I can tell you what that sound was, what was just said, whether you missed an"
-                f" alert, and the time.{heard}")
+                f" alert and the time, and work out a sum.{heard}")
 
     def __call__(self, question: str, context: AnswerContext | None = None) -> str:
         return self.answer(question, context or AnswerContext())

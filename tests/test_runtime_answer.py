@@ -101,6 +101,36 @@ def test_answer_engine_is_honest_about_what_it_cannot_answer():
         StateAnswerer(recent_s=0)
 
 
+@pytest.mark.parametrize("question,reply", [
+    ("okay aim what's seven times forty", "7 times 40 is 280."),
+    ("hey aim, what's fifteen times fifteen?", "15 times 15 is 225."),
+    ("aim what is twenty-one minus thirty", "21 minus 30 is -9."),
+    ("What's 12 plus 15?", "12 plus 15 is 27."),  # Whisper writes digits
+    ("what is a hundred and five divided by seven", "105 divided by 7 is 15."),
+    ("what is ten divided by four", "10 divided by 4 is 2.5."),
+    ("what's seven multiplied by six", "7 multiplied by 6 is 42."),
+    ("what is 7 divided by zero", "Dividing by zero has no answer."),
+    ("okay aim what's seven tfimes forty", "7 times 40 is 280."),  # the demo's draft
+    ("aim what's two pluss two", "2 plus 2 is 4."),
+])
+def test_sums_are_worked_out(question, reply):
+    assert StateAnswerer()(question, AnswerContext()) == reply
+
+
+@pytest.mark.parametrize("question", [
+    "what's seve pflus twenty",  # a misspelled number: not guessed at
+    "what times does the bakery open",  # not a sum: "times" without numbers around it
+    "plus two",
+])
+def test_what_is_not_a_sum_is_not_answered_as_one(question):
+    import re
+
+    reply = StateAnswerer(clock=lambda: time.struct_time((2026, 1, 1, 9, 5, 0, 0, 1, 0)))(
+        question, AnswerContext())
+    assert not re.search(r"(plus|minus|times|by) -?[\d.]+ is ", reply), reply
+    assert not reply.startswith("Dividing"), reply
+
+
 def test_a_plain_callable_still_replaces_the_engine(runtime_fake_bundle):
     ctc = spoken_after(2, "hey aim what was that sound")
 
