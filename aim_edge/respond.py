@@ -248,6 +248,8 @@ class SpeechResponder:
         self._proc: subprocess.Popen[bytes] | None = None
         self.spoken = 0
         self.skipped = 0
+        self.failed = 0  # utterances espeak-ng could not play (no audio output, ...)
+        self.error = ""  # the first such failure, as espeak-ng / ALSA said it
 
     def _find(self) -> str:
         if self._exe is None:
@@ -279,18 +281,41 @@ class SpeechResponder:
         if self._proc is not None and self._proc.poll() is None:
             self.skipped += 1
             return
+        self._reap()
         cmd = [exe, "-s", str(self.rate_wpm)]
         if self.voice:
             cmd += ["-v", self.voice]
         self._proc = subprocess.Popen(cmd + ["--", text], stdin=subprocess.DEVNULL,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.spoken += 1
 
-    def close(self, summary: dict[str, Any] | None = None) -> None:
+    def _reap(self) -> None:
+        """Check the finished utterance: espeak-ng exits 0 even when no audio device opens
+        (ALSA: "Unknown PCM default"), so its stderr says whether anything was heard. The
+        first failure is reported once on stderr and kept in ``error``."""
         proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        err = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
+        if proc.stderr:
+            proc.stderr.close()
+        lines = [ln.strip() for ln in err.splitlines() if ln.strip()]
+        if proc.returncode == 0 and not any(ln.lower().startswith("error") for ln in lines):
+            return
+        self.failed += 1
+        if not self.error:
+            self.error = lines[-1] if lines else f"exit code {proc.returncode}"
+            alsa = next((ln for ln in lines if "PCM" in ln or "card" in ln), "")
+            print(f"aim-edge: warning: --speak: espeak-ng could not play audio ({self.error}"
+                  + (f"; {alsa}" if alsa and alsa != self.error else "") + "); is there an"
+                  " audio output? `aplay -l` lists them", file=sys.stderr, flush=True)
+
+    def close(self, summary: dict[str, Any] | None = None) -> None:
+        proc = self._proc
         if proc is not None and proc.poll() is None:
             try:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 proc.terminate()
                 proc.wait(timeout=5)
+        self._reap()

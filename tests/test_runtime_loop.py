@@ -235,6 +235,35 @@ def test_speech_responder_fails_on_first_use_with_a_hint(monkeypatch):
         "Someone said dinner"
 
 
+def test_speech_without_an_audio_output_is_reported_once(tmp_path, capsys):
+    """espeak-ng exits 0 when ALSA has no output device; its stderr says so."""
+    fake = tmp_path / "espeak-ng"
+    fake.write_text("#!/bin/sh\n"
+                    "echo \"ALSA lib pcm.c:2666:(snd_pcm_open_noupdate) Unknown PCM default\" >&2\n"
+                    "echo 'error: No such file or directory' >&2\nexit 0\n")
+    fake.chmod(0o755)
+    sp = SpeechResponder(executable=str(fake))
+    alert = {"type": "alert", "t": 0, "latency_ms": 0, "label": "siren", "score": 1.0,
+             "start_s": 0}
+    for _ in range(3):
+        sp.emit(alert)
+        sp._proc.wait(timeout=10)
+    sp.close()
+    assert (sp.spoken, sp.failed) == (3, 3)
+    assert sp.error == "error: No such file or directory"
+    err = capsys.readouterr().err
+    assert err.count("could not play audio") == 1 and "Unknown PCM default" in err
+    # a working player says nothing
+    ok = tmp_path / "ok"
+    ok.write_text("#!/bin/sh\nexit 0\n")
+    ok.chmod(0o755)
+    sp = SpeechResponder(executable=str(ok))
+    sp.emit(alert)
+    sp.close()
+    assert (sp.spoken, sp.failed, sp.error) == (1, 0, "")
+    assert capsys.readouterr().err == ""
+
+
 def test_callback_responder_and_loop_config_validation():
     got = []
     CallbackResponder(got.append).emit({"type": "stats"})
