@@ -431,6 +431,8 @@ _POLICY_FIELDS = {
     "wake_speak_pause_s": "... once the draft paused this long",
     "wake_draft_questions": "with --asr, answer a confirmed drafted question at the pause"
                             " instead of waiting for the second pass",
+    "wake_inside": "a wake phrase glued inside a running draft counts when speak-now reached"
+                   " wake_speak_threshold",
     "caption_confidence": "drop captions of letters written over a sound below this mean"
                           " posterior (0 keeps them)",
     "spoken_instructions": "let 'hey aim, <instruction>' replace the instruction",

@@ -49,6 +49,7 @@ __all__ = [
     "OnnxSentenceEncoder",
     "ZeroEncoder",
     "encoder_for_bundle",
+    "find_wake_phrase",
     "match_wake_phrase",
     "normalize_words",
     "parse_instruction",
@@ -335,6 +336,38 @@ def match_wake_phrase(text: str, wake_phrases: Sequence[str] = WAKE_PHRASES, *,
             if any(len(n) >= 2 and _ends_with_name(w, n) for n in names):
                 return " ".join(words[i + 1:])
     return None
+
+
+def find_wake_phrase(text: str, wake_phrases: Sequence[str] = WAKE_PHRASES, *,
+                     tolerance: float = 0.0) -> str | None:
+    """The text after the last greeting-plus-name wake phrase anywhere in ``text``, or None.
+
+    A question asked without a pause after someone else's sentence is drafted as one run of
+    letters, its wake phrase glued to the word before: "... call next weekakay aim when does
+    ...", "... tomorrow morninghey aim how ...". :func:`match_wake_phrase` only reads the
+    start of a caption. This looks for each word that ends with the assistant's name and
+    checks whether the letters before it spell a wake phrase within ``tolerance`` (edits per
+    character, as there), wherever they start. The bare name is not used: inside speech it
+    is too often part of a word ("claim") or a misspelling of "I'm".
+    """
+    t = normalize_words(text)
+    phrases = sorted({w for w in map(normalize_words, wake_phrases) if " " in w}, key=len,
+                     reverse=True)
+    best: tuple[int, str] | None = None
+    for name in {p.split()[-1] for p in phrases}:
+        for m in re.finditer(re.escape(name) + r"(?= |$)", t):
+            e = m.end()
+            if best is not None and e <= best[0]:
+                continue
+            for p in phrases:
+                if not p.endswith(" " + name):
+                    continue
+                k = int(tolerance * len(p))
+                if any(edit_distance(t[a:e], p) <= k
+                       for a in range(max(0, e - len(p) - k), max(0, e - len(p) + k) + 1)):
+                    best = (e, t[e:].strip())
+                    break
+    return best[1] if best is not None else None
 
 
 def strip_wake_phrase(text: str, wake_phrases: Sequence[str] = WAKE_PHRASES) -> str | None:

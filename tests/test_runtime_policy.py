@@ -579,6 +579,48 @@ def test_a_question_after_a_short_pause_is_answered_inside_a_running_caption(
     assert [e for e in events if e["type"] == "answer"] == []
 
 
+def test_find_wake_phrase_reads_a_greeting_glued_inside_a_draft():
+    from aim_edge.instructions import find_wake_phrase
+
+    # drafts of dev2 questions asked right after someone else's sentence
+    cases = {
+        "lena saed they would call next weekakay aim whemindme to call tom":
+            "whemindme to call tom",
+        "i'l ask dam about it tomorrow morninghey aim how op the geto": "how op the geto",
+        "grandma is picking me up garexcuse me aim what's seven plus titen":
+            "what's seven plus titen",
+        "ten t su ceahey aim what's free plus feten": "what's free plus feten",
+        # the last of two: the latest request
+        "hey aim what time is it okay aim what was that sound": "what was that sound",
+    }
+    for draft, rest in cases.items():
+        assert find_wake_phrase(draft, tolerance=0.25) == rest, draft
+    # not a greeting before the name, the bare name alone, or nothing at all
+    for draft in ("he made a claim about it", "i met nina at the shop", "hi im home now",
+                  "aim what's two", "they said aim high"):
+        assert find_wake_phrase(draft, tolerance=0.25) is None, draft
+    # exact by default: a misspelled greeting needs the tolerance
+    assert find_wake_phrase("next weekakay aim when") is None
+    assert find_wake_phrase("next week okay aim when") == "when"
+
+
+def test_a_question_glued_to_the_sentence_before_is_answered_when_speak_now_is_sure(
+        runtime_fake_bundle):
+    # no pause between the two sentences: one run of letters, the wake phrase inside it
+    frames = spell("we should go nowhey aim what time is it")
+
+    def answers(speak, **policy):
+        script = spelled_from(frames, 2, speak)
+        with make_engine(runtime_fake_bundle, script, policy=policy or None) as engine:
+            _, events = run_chunks(engine, 40)
+        return [(a["question"], a["source"]) for a in events if a["type"] == "answer"]
+
+    assert answers(0.995) == [("what time is it", "wake_phrase")]
+    # speak-now below wake_speak_threshold (0.99): a wake phrase inside is not enough
+    assert answers(0.95) == []
+    assert answers(0.995, wake_inside=False) == []
+
+
 def test_a_drafted_instruction_needs_a_real_keyword(runtime_fake_bundle):
     # "Excuse me aim, don't bother me unless it's an emergency" drafted on dev2; "for ao"
     # parsed as a keyword to watch raised 8 false alerts
