@@ -339,7 +339,8 @@ def match_wake_phrase(text: str, wake_phrases: Sequence[str] = WAKE_PHRASES, *,
 
 
 def find_wake_phrase(text: str, wake_phrases: Sequence[str] = WAKE_PHRASES, *,
-                     tolerance: float = 0.0) -> str | None:
+                     tolerance: float = 0.0,
+                     question_words: Iterable[str] = ()) -> str | None:
     """The text after the last greeting-plus-name wake phrase anywhere in ``text``, or None.
 
     A question asked without a pause after someone else's sentence is drafted as one run of
@@ -349,6 +350,14 @@ def find_wake_phrase(text: str, wake_phrases: Sequence[str] = WAKE_PHRASES, *,
     checks whether the letters before it spell a wake phrase within ``tolerance`` (edits per
     character, as there), wherever they start. The bare name is not used: inside speech it
     is too often part of a word ("claim") or a misspelling of "I'm".
+
+    With ``question_words``, a word that ends in the name without its first letter ("im":
+    "glina im what's ...", "hhina im when ...") directly followed by one of them also counts,
+    and the question is the rest: the draft often drops the name's first letter, and "... I'm
+    what's" / "... I'm when" is not something people say (dev2: 0 of the captions of speech
+    not addressed to the assistant have it). A person's name ending in those letters ("Tim,
+    what's the time?") matches as well, which is why the policy also wants speak-now at its
+    early-answer threshold (:class:`aim_edge.policy.PolicyConfig` ``wake_inside``).
     """
     t = normalize_words(text)
     phrases = sorted({w for w in map(normalize_words, wake_phrases) if " " in w}, key=len,
@@ -367,6 +376,13 @@ def find_wake_phrase(text: str, wake_phrases: Sequence[str] = WAKE_PHRASES, *,
                        for a in range(max(0, e - len(p) - k), max(0, e - len(p) + k) + 1)):
                     best = (e, t[e:].strip())
                     break
+    qw = sorted({normalize_words(w) for w in question_words if w}, key=len, reverse=True)
+    if qw:
+        for name in {p.split()[-1][1:] for p in phrases if len(p.split()[-1]) > 2}:
+            alt = "|".join(re.escape(w) for w in qw)
+            for m in re.finditer(rf"{re.escape(name)} (?=(?:{alt})(?: |$))", t):
+                if best is None or m.end() > best[0]:
+                    best = (m.end(), t[m.end():].strip())
     return best[1] if best is not None else None
 
 

@@ -1060,3 +1060,19 @@ def test_the_console_takes_a_dropped_captions_partial_off_the_screen():
     assert out.getvalue().endswith("[   1.00s] hello\n")
     # one erase to draw the partial, one to take it off; none for "hello" (nothing to clear)
     assert out.getvalue().count("\r\x1b[2K") == 2
+
+
+def test_the_name_drafted_without_its_first_letter_before_a_question_word():
+    from aim_edge.instructions import find_wake_phrase
+    from aim_edge.policy import QUESTION_WORDS
+
+    def find(draft):
+        return find_wake_phrase(draft, tolerance=0.25, question_words=QUESTION_WORDS)
+
+    assert find("glina im what's tel plimes iwn") == "what's tel plimes iwn"
+    assert find("hhina im when des the cark lopen") == "when des the cark lopen"
+    # "I'm" drafted as "im" before anything but a question word is ordinary speech
+    assert find("hi im hungry what's for dinner") is None
+    assert find("i'm going to the shop") is None
+    # without question words the rule is off
+    assert find_wake_phrase("glina im what's tel", tolerance=0.25) is None
