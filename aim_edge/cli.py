@@ -263,7 +263,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from . import bundles
 
     default = bundles.default_bundle_path()
-    print(f"default bundle: {default if default else 'none shipped yet'}")
+    if args.model is None:
+        print(f"default bundle: {default if default else 'none shipped yet'}")
+    else:
+        print(f"bundle (--model): {args.model}")
     model = args.model if args.model is not None else default
     if model is not None:
         _print_bundle(model, sys.stdout)
