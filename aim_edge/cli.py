@@ -85,7 +85,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         if instruction:
             print(f"instruction: {instruction!r}")
     ns = argparse.Namespace(
-        input=str(scene), model=None, backend="onnxruntime", precision=None, threads=1,
+        command="demo", input=str(scene), model=None, backend="onnxruntime", precision=None,
+        threads=1,
         providers=None, instruction=instruction, realtime=args.realtime, jsonl=None,
         quiet=False, speak=False, color=None, stats_every=0.0,
         asr=getattr(args, "asr", None), no_second_pass=False,
@@ -280,6 +281,18 @@ def _fmt_pct(p: dict[str, float], none: str = "n/a (none measured)") -> str:
             f" max {p['max']:.2f} ms (n={int(p['n'])})")
 
 
+#: said once at the start of run / listen / demo when no second pass is attached
+CAPTIONS_NOTE = ("note: captions are the streaming model's own draft (trained on synthetic voices:"
+                 " rough on real speech); for real words attach the Whisper second pass: `make"
+                 " asr-export`, then --asr out/asr-whisper-tiny.en")
+
+
+def print_captions_note(engine: Any, out: TextIO) -> None:
+    """Tell the user where final captions come from when no second pass is attached."""
+    if getattr(engine, "second_pass", None) is None:
+        print(CAPTIONS_NOTE, file=out)
+
+
 def _plural(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
@@ -370,6 +383,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             name = "<stdin>" if args.input == "-" else args.input
             print(f"aim-edge run: {name} ({source.info.sample_rate} Hz,"
                   f" {source.info.channels} ch, {length}) through {d['bundle']}", file=info_out)
+            print_captions_note(engine, info_out)
         if source.info.frames == 0:
             print(f"aim-edge run: {args.input} holds no audio samples: nothing to decode"
                   " (0 chunks)", file=info_out)
@@ -396,16 +410,17 @@ def engine_from_args(args: argparse.Namespace) -> Any:
     from .policy import PolicyConfig
 
     second_pass = _second_pass(args)
+    command = getattr(args, "command", None) or "run"
     endpoints = getattr(args, "endpoints", "student")
     if second_pass is None and endpoints == "silero":
         endpoints = "student"  # no second pass (none in the bundle, or --no-second-pass)
-        print(f"aim-edge {args.command}: note: --endpoints silero only cuts utterances for a"
+        print(f"aim-edge {command}: note: --endpoints silero only cuts utterances for a"
               " second pass, and none is attached (--asr DIR, or a bundle with one): the"
               " student's own endpoints are used", file=sys.stderr)
     threads = getattr(args, "threads", 1)
     cores = _cores()
     if cores and threads > cores:
-        print(f"aim-edge {args.command}: note: --threads {threads} is more than this machine's"
+        print(f"aim-edge {command}: note: --threads {threads} is more than this machine's"
               f" {cores} core(s); the audio and feature threads will compete with inference"
               " (1 is right for the shipped model)", file=sys.stderr)
     settings = getattr(args, "policy", None)

@@ -263,3 +263,12 @@ def test_options_that_cannot_take_effect_say_so(runtime_small_bundle, wav, capsy
     assert "--threads 4 is more than this machine's 2 core(s)" in err
     assert cli.main(["run", str(wav), "--model", str(runtime_small_bundle), "--quiet"]) == 0
     assert "note:" not in capsys.readouterr().err
+
+
+def test_run_says_where_captions_come_from_without_a_second_pass(runtime_small_bundle, wav,
+                                                                 capsys):
+    assert cli.main(["run", str(wav), "--model", str(runtime_small_bundle)]) == 0
+    out = capsys.readouterr().out
+    assert cli.CAPTIONS_NOTE in out and "make asr-export" in out
+    assert cli.main(["run", str(wav), "--model", str(runtime_small_bundle), "--quiet"]) == 0
+    assert cli.CAPTIONS_NOTE not in capsys.readouterr().out

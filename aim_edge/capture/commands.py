@@ -251,6 +251,8 @@ def _cmd_listen(args: argparse.Namespace) -> int:
         until = f"for {args.duration:g} s" if args.duration else "until Ctrl-C"
         print(f"aim-edge listen: {mic.describe()} through {d['bundle']}, {until}",
               file=info_out, flush=True)
+        if not args.quiet:
+            cli.print_captions_note(engine, info_out)
         config = LoopConfig(realtime=True, stats_every_s=args.stats_every)
         loop = Loop(engine, source, responders, instruction=args.instruction, config=config)
         interrupted = ""
