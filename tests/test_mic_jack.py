@@ -340,16 +340,18 @@ def test_killing_the_audio_server_ends_listen_cleanly(bare_jack_server):
     assert "summary:" in stdout and "microphone" in stdout  # what was heard is reported
 
 
-def test_sigterm_ends_listen_like_ctrl_c(jack_server, tmp_path):
-    """`timeout`, systemd and `docker stop` send SIGTERM: the tail is decoded, the summary
-    printed, --jsonl closed with its final stats event, and the exit code is 0."""
+@pytest.mark.parametrize("sig,name", [(signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "Ctrl-C")])
+def test_sigterm_and_ctrl_c_end_listen_cleanly(jack_server, tmp_path, sig, name):
+    """`timeout`, systemd and `docker stop` send SIGTERM, a terminal Ctrl-C SIGINT: the tail
+    is decoded, the summary printed, --jsonl closed with its final stats event, exit code 0
+    (this failed about half the time while the signal raised inside Thread.join)."""
     before = set(jack_server.ports())
     events_path = tmp_path / "events.jsonl"
     proc = _listen(jack_server, "--quiet", "--jsonl", str(events_path))
     try:
         _wait_listening(jack_server, proc, before)
         time.sleep(0.5)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         stdout, stderr = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
@@ -357,10 +359,11 @@ def test_sigterm_ends_listen_like_ctrl_c(jack_server, tmp_path):
             proc.communicate()
     assert proc.returncode == 0, (stdout, stderr)
     assert "Traceback" not in stderr
-    assert "summary:" in stdout and "stopped (SIGTERM)" in stdout
+    assert "summary:" in stdout and f"stopped ({name})" in stdout
     events = [json.loads(line) for line in events_path.read_text().splitlines()]
     final = [e for e in events if e["type"] == "stats" and e.get("final")]
-    assert len(final) == 1 and final[0]["capture"]["callbacks"] > 0
+    assert len(final) == 1 and final[0]["capture"]["callbacks"] > 0, (
+        events_path.read_text()[-2000:], stdout[-1500:], stderr[-1500:])
 
 
 def test_killed_servers_do_not_use_up_the_jack_registry():

@@ -59,32 +59,41 @@ examples:
 
 
 class _StopSignals:
-    """While active, SIGTERM ends listening the way Ctrl-C does (``KeyboardInterrupt`` in the
-    main thread), so a service manager or ``timeout`` still gets the decoded tail, the summary
-    and a flushed --jsonl. ``name`` says which signal arrived; the old handler is restored."""
+    """While active, Ctrl-C (SIGINT) and SIGTERM (`timeout`, systemd, `docker stop`) ask
+    listening to end: ``name`` says which arrived, and the caller stops the microphone and
+    decodes what was heard, so the summary is printed and --jsonl closed with its final stats.
+    The handler only records the request: a ``KeyboardInterrupt`` raised inside
+    ``Thread.join`` can leave CPython's thread state saying a running thread has ended (the
+    loop then closed its responders under the respond thread: an empty --jsonl, seen in
+    tests). A second signal raises ``KeyboardInterrupt`` to give up waiting. The previous
+    handlers are restored on exit; outside the main thread nothing is installed."""
 
     def __init__(self) -> None:
         self.name = ""
-        self._old: Any = None
+        self._old: dict[int, Any] = {}
 
     def _handler(self, signum: int, frame: Any) -> None:
-        self.name = "SIGTERM"
-        raise KeyboardInterrupt
+        import signal
+
+        if self.name:
+            raise KeyboardInterrupt
+        self.name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
 
     def __enter__(self) -> _StopSignals:
         import signal
         import threading
 
         if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGTERM, self._handler)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handler)
         return self
 
     def __exit__(self, *exc: object) -> None:
         import signal
 
-        if self._old is not None:
-            signal.signal(signal.SIGTERM, self._old)
-            self._old = None
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old = {}
 
 
 def _print_err(msg: str) -> None:
@@ -261,8 +270,17 @@ def _cmd_listen(args: argparse.Namespace) -> int:
             loop.start()
             try:
                 with stop:
-                    summary = loop.join()
-            except KeyboardInterrupt:  # first Ctrl-C / SIGTERM: end the input, decode the rest
+                    while True:
+                        try:
+                            summary = loop.join(timeout=0.2)
+                            break
+                        except TimeoutError:
+                            if stop.name:  # Ctrl-C / SIGTERM: end the input, decode the rest
+                                interrupted = stop.name
+                                mic.stop()
+                                summary = loop.join(timeout=30)
+                                break
+            except KeyboardInterrupt:  # outside the main thread, or a second signal
                 interrupted = stop.name or "Ctrl-C"
                 mic.stop()
                 summary = loop.join(timeout=30)
