@@ -68,9 +68,9 @@ def test_a_bundle_of_another_model_is_refused(tmp_path, capsys):
     for e in m["labels"]["events"]:
         if e["name"] == "siren":
             e["name"] = "police_siren"
-    m["thresholds"]["events"]["police_siren"] = m["thresholds"]["events"].pop("siren")
-    m["thresholds"]["confirm_chunks"]["police_siren"] = m["thresholds"]["confirm_chunks"].pop(
-        "siren")
+    for per_label in m["thresholds"].values():  # events, confirm_chunks, rearm_s, ...
+        if isinstance(per_label, dict) and "siren" in per_label:
+            per_label["police_siren"] = per_label.pop("siren")
     (other / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(SystemExit):
         main(["--split", str(tmp_path / "dev"), "--bundle", str(other)])
