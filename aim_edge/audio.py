@@ -141,6 +141,9 @@ class AudioConverter:
         Most channels seen in one block.
     resampled_from : int or None
         The last input rate that needed resampling.
+    over_full_scale : int
+        Float samples beyond [-1, 1] (after the mix-down): used as they are, and noted, since
+        the model was trained on audio in that range; ``peak`` is the largest magnitude.
     """
 
     def __init__(self, target_rate: int, *, quality: str = "HQ") -> None:
@@ -149,6 +152,8 @@ class AudioConverter:
         self.mixed_down_blocks = 0
         self.max_channels = 1
         self.resampled_from: int | None = None
+        self.over_full_scale = 0
+        self.peak = 0.0
         self._rate: int | None = None
         self._resampler = None
         self._samples_in = 0
@@ -171,6 +176,11 @@ class AudioConverter:
             self.mixed_down_blocks += 1
             self.max_channels = max(self.max_channels, channels)
         check_finite(x, offset=self._samples_in)
+        if x.size and getattr(samples, "dtype", None) != np.int16:
+            peak = float(np.abs(x).max())
+            if peak > 1.0:
+                self.over_full_scale += int(np.count_nonzero(np.abs(x) > 1.0))
+                self.peak = max(self.peak, peak)
         self._samples_in += x.shape[0]
         if sample_rate != self._rate:
             tail = self.flush()
@@ -210,6 +220,10 @@ class AudioConverter:
                        f" ({self.mixed_down_blocks} block(s))")
         if self.resampled_from is not None:
             out.append(f"resampled {self.resampled_from} Hz -> {self.target_rate} Hz with soxr")
+        if self.over_full_scale:
+            out.append(f"{self.over_full_scale} sample(s) beyond full scale [-1, 1] (peak"
+                       f" {self.peak:.2f}): float audio should be scaled to [-1, 1] (the model"
+                       " heard them as they are; divide by the peak to fix)")
         return out
 
 

@@ -439,6 +439,19 @@ def test_empty_input_gives_no_chunks_and_says_so(engine, tmp_path):
     assert res.chunks == 0
 
 
+def test_float_audio_beyond_full_scale_is_counted_and_noted(engine):
+    x = noise(1.0, seed=3) * 0.5
+    x[100:110] = 1.5  # a float file written without normalising
+    res = engine.process_array(x.astype(np.float32), 16000)
+    note = next(n for n in res.notes if "beyond full scale" in n)
+    assert note.startswith("10 sample(s) beyond full scale [-1, 1] (peak 1.50)")
+    # int16 and float audio inside [-1, 1] say nothing
+    res = engine.process_array((noise(1.0, seed=3) * 0.5).astype(np.float32), 16000)
+    assert not any("full scale" in n for n in res.notes)
+    res = engine.process_array((noise(1.0, seed=3) * 20000).astype(np.int16), 16000)
+    assert not any("full scale" in n for n in res.notes)
+
+
 def test_stereo_48k_wav_is_mixed_down_and_resampled_with_soxr(engine, tmp_path):
     import soxr
 
