@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from . import __version__
 from ._argtypes import nonneg_number, positive_int
-from .errors import AimEdgeError
+from .errors import AimEdgeError, ConfigError
 
 EPILOG = """\
 examples:
@@ -394,6 +394,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+class UsageError(ConfigError):
+    """A command-line value argparse cannot check itself (``--policy``): exit code 2, as for
+    argparse's errors; 1 is left for bad input, bundles, devices and runtime failures."""
+
+
 def _cores() -> int:
     import os
 
@@ -424,7 +429,10 @@ def engine_from_args(args: argparse.Namespace) -> Any:
               f" {cores} core(s); the audio and feature threads will compete with inference"
               " (1 is right for the shipped model)", file=sys.stderr)
     settings = getattr(args, "policy", None)
-    policy = PolicyConfig.parse_settings(settings) if settings else None
+    try:
+        policy = PolicyConfig.parse_settings(settings) if settings else None
+    except ConfigError as exc:  # a bad command line, like argparse's own errors: exit 2
+        raise UsageError(str(exc)) from exc
     return Engine.from_bundle(args.model, backend=args.backend, precision=args.precision,
                               threads=args.threads, providers=args.providers,
                               second_pass=second_pass, endpoints=endpoints, policy=policy)
@@ -610,6 +618,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args))
+    except UsageError as exc:
+        print(f"aim-edge {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     except AimEdgeError as exc:
         print(f"aim-edge {args.command}: error: {exc}", file=sys.stderr)
         return 1
