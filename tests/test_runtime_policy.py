@@ -669,6 +669,33 @@ def test_speak_now_answers_a_drafted_wake_phrase_before_the_endpoint(runtime_fak
     assert [e for e in events if e["type"] == "answer"] == []
 
 
+def test_a_speak_now_answer_waits_for_the_question_to_end(runtime_fake_bundle):
+    """Speak-now often rises on the question's last word: the model's answer waits until the
+    draft pauses wake_speak_pause_s (0.16 s: one chunk of blank frames) rather than talk over
+    it (dev2: 3 of the model's 4 false answers were 0.03-0.14 s early)."""
+    frames = spell("what time is it")  # no wake phrase: the model's own decision
+    n = (len(frames) + 3) // 4
+
+    def script(i, feeds):
+        spec = {"ctc": frames[4 * i:4 * i + 4]} if i < n else {}
+        if i == n - 1:  # speak-now rises while the last letters are written
+            spec.update(speak=0.9, intent="answer")
+        return spec
+
+    def answers(**policy):
+        with make_engine(runtime_fake_bundle, script, policy=policy or None) as engine:
+            _, events = run_chunks(engine, 30)
+        return [(round(a["t"], 3), a["source"], a["question"]) for a in events
+                if a["type"] == "answer"]
+
+    # the last chunk holds one blank after the last letter: the next chunk completes the pause
+    assert 4 * n - len(frames) == 1
+    assert answers() == [(round(chunk_end_s(n), 3), "model", "what time is it")]
+    # at once, the answer came with the last word still unwritten
+    assert answers(wake_speak_pause_s=0.0) == [(round(chunk_end_s(n - 1), 3), "model",
+                                                "what time is")]
+
+
 def test_policy_config_validation_names_the_field():
     with pytest.raises(ConfigError, match="policy.wake_tolerance = 0.6"):
         PolicyConfig(wake_tolerance=0.6).validate()
