@@ -376,16 +376,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
             responders.append(ConsoleResponder(info_out, color=args.color))
         if args.speak:
             responders.append(SpeechResponder())
+        name = "<stdin>" if args.input == "-" else args.input
         if not args.quiet:
             d = engine.describe()
             length = ("until the stream ends" if source.info.open_ended
                       else f"{source.info.seconds:.2f} s")
-            name = "<stdin>" if args.input == "-" else args.input
             print(f"aim-edge run: {name} ({source.info.sample_rate} Hz,"
                   f" {source.info.channels} ch, {length}) through {d['bundle']}", file=info_out)
             print_captions_note(engine, info_out)
         if source.info.frames == 0:
-            print(f"aim-edge run: {args.input} holds no audio samples: nothing to decode"
+            print(f"aim-edge run: {name} holds no audio samples: nothing to decode"
                   " (0 chunks)", file=info_out)
         config = LoopConfig(realtime=args.realtime, stats_every_s=args.stats_every)
         loop = Loop(engine, source, responders, instruction=args.instruction, config=config)

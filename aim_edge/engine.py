@@ -44,7 +44,13 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from .answer import StateAnswerer
-from .audio import AudioConverter, iter_wav_blocks, wav_info
+from .audio import (
+    AudioConverter,
+    iter_wav_blocks,
+    read_wav_header,
+    wav_data_blocks,
+    wav_info,
+)
 from .backends import OUTPUT_HEADS, Backend, create_backend
 from .bundle import Bundle, load_bundle
 from .config import FbankConfig, RingConfig
@@ -374,13 +380,27 @@ class Engine:
 
     def process_file(self, path: str | Path, *, instruction: str | None = None,
                      block_frames: int | None = None, record_outputs: bool = False) -> Result:
-        """Run a WAV file (16-bit PCM or float) through the streaming path."""
-        info = wav_info(path)
-        stream = self.create_stream(instruction=instruction, record_outputs=record_outputs)
-        with stream:
+        """Run a WAV file (8/16/24/32-bit PCM or float) through the streaming path. A path
+        that is not a regular file (a FIFO, ``/dev/stdin``) is read once, as a stream."""
+        p = Path(path)
+        pipe = p.exists() and not p.is_dir() and not p.is_file()
+        f = open(p, "rb") if pipe else None  # noqa: SIM115 -- closed below
+        try:
+            info = read_wav_header(f, str(p)) if f is not None else wav_info(path)
+            stream = self.create_stream(instruction=instruction, record_outputs=record_outputs)
             step = block_frames or max(1, self.bundle.chunk_samples * info.sample_rate
                                        // self.sample_rate)
-            for _, block in iter_wav_blocks(path, step):
+            blocks = (wav_data_blocks(f, info, str(p), step) if f is not None
+                      else iter_wav_blocks(path, step))
+            return self._process_blocks(stream, info, path, blocks)
+        finally:
+            if f is not None:
+                f.close()
+
+    def _process_blocks(self, stream: Stream, info: Any, path: str | Path,
+                        blocks: Any) -> Result:
+        with stream:
+            for _, block in blocks:
                 stream.accept_waveform(info.sample_rate, block)
                 while stream.is_ready():
                     stream.decode()

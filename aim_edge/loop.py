@@ -203,8 +203,13 @@ class WavSource(_BlockSource):
                  stream: BinaryIO | None = None) -> None:
         self.path = Path(path)
         self._stream: BinaryIO | None = stream
+        self._owned = False
         if self._stream is None and str(path) == "-":
             self._stream = sys.stdin.buffer
+        elif (self._stream is None and self.path.exists() and not self.path.is_dir()
+              and not self.path.is_file()):  # a FIFO, /dev/stdin, <(...): readable once
+            self._stream = open(self.path, "rb")  # noqa: SIM115 -- closed after blocks()
+            self._owned = True
         if self._stream is not None:
             self.info = read_wav_header(self._stream, "<stdin>" if str(path) == "-"
                                         else str(path))
@@ -216,9 +221,13 @@ class WavSource(_BlockSource):
 
     def blocks(self) -> Iterator[tuple[int, np.ndarray]]:
         if self._stream is not None:
-            for info, block in wav_data_blocks(self._stream, self.info, str(self.path),
-                                               self.block):
-                yield info.sample_rate, block
+            try:
+                for info, block in wav_data_blocks(self._stream, self.info, str(self.path),
+                                                   self.block):
+                    yield info.sample_rate, block
+            finally:
+                if self._owned:
+                    self._stream.close()
             return
         for info, block in iter_wav_blocks(self.path, self.block):
             yield info.sample_rate, block

@@ -99,6 +99,37 @@ def test_run_reads_a_wav_stream_from_stdin(runtime_small_bundle, wav, capsys, mo
     assert got[-1]["type"] == "stats" and got[-1]["chunks"] == want[-1]["chunks"] == 13
 
 
+def test_run_and_process_file_read_a_fifo_once(runtime_small_bundle, wav, tmp_path, capsys):
+    """A named pipe (or /dev/stdin, <(...)) can be read only once: the header and the samples
+    come from one open (a review found 'not a WAV file' and a hang when it was opened twice)."""
+    import os
+    import threading
+
+    from aim_edge.engine import Engine
+
+    data = wav.read_bytes()
+    fifo = tmp_path / "audio.fifo"
+
+    def feed():
+        with open(fifo, "wb") as f:
+            f.write(data)
+
+    for use in ("cli", "engine"):
+        os.mkfifo(fifo)
+        writer = threading.Thread(target=feed, daemon=True)
+        writer.start()
+        if use == "cli":
+            assert cli.main(["run", str(fifo), "--model", str(runtime_small_bundle),
+                             "--quiet"]) == 0
+            assert "13 x 160 ms" in capsys.readouterr().out
+        else:
+            with Engine.from_bundle(runtime_small_bundle) as engine:
+                assert engine.process_file(fifo).chunks == 13
+        writer.join(timeout=10)
+        assert not writer.is_alive()
+        fifo.unlink()
+
+
 def test_run_on_an_empty_file(runtime_small_bundle, tmp_path, capsys):
     path = write_wav(tmp_path / "empty.wav", 16000, np.zeros(0, np.int16))
     assert cli.main(["run", str(path), "--model", str(runtime_small_bundle)]) == 0
