@@ -87,67 +87,107 @@ _TENS = {w: 10 * i for i, w in enumerate(
     "twenty thirty forty fifty sixty seventy eighty ninety".split(), start=2)}
 _OPS = {"plus": "+", "minus": "-", "times": "*", "multiplied": "*", "divided": "/",
         "x": "*"}
+#: real words one letter from an operator: never read as one ("is it ten time two")
+_NOT_OPS = frozenset("time tims tomes timed plug plum mines minis minds".split())
+#: words that ask for a result; a sum must follow one of them (or the wake phrase alone)
+_SUM_CUES = frozenset("what whats what's how calculate compute work".split())
+_WAKE_WORDS = frozenset("hey okay ok hi excuse me aim".split())
+#: after an operand they make it a duration or a count, not a sum ("three times five minutes
+#: ago"); before or after it they mean the number goes on ("two point five", "1 000")
+_NOT_SUM_NEIGHBOURS = frozenset(
+    "point and minute minutes second seconds hour hours day days week weeks ago o'clock"
+    " percent".split())
+_NUMBER_KIND = {**{w: "unit" for w in _UNITS}, **{w: "tens" for w in _TENS},
+                "hundred": "hundred", "thousand": "thousand", "and": "and", "a": "a"}
+#: which number word may follow which ("nineteen eighty four" is a year, not 103)
+_NEXT = {"start": {"unit", "tens", "a"}, "a": {"hundred", "thousand"},
+         "unit": {"hundred", "thousand"}, "tens": {"unit", "thousand"},
+         "hundred": {"and", "unit", "tens", "thousand"}, "thousand": {"and", "unit", "tens"},
+         "and": {"unit", "tens"}}
+
+
+def _is_number_word(w: str) -> bool:
+    return w in _UNITS or w in _TENS or w in ("hundred", "thousand") or bool(
+        re.fullmatch(r"\d+(\.\d+)?", w))
 
 
 def _number(words: list[str]) -> float | None:
-    """The value of number words / digits ("twenty one", "a hundred and five", "12"), or
-    None when ``words`` is not one number."""
+    """The value of number words or digits ("twenty one", "a hundred and five", "12"), or
+    None when ``words`` is not exactly one well-formed number."""
     if len(words) == 1 and re.fullmatch(r"\d+(\.\d+)?", words[0]):
         return float(words[0])
     total = current = 0
-    seen = False
+    state = "start"
     for w in words:
-        if w in _UNITS:
-            current += _UNITS[w]
-        elif w in _TENS:
+        kind = _NUMBER_KIND.get(w)
+        if kind is None or kind not in _NEXT[state]:
+            return None
+        if kind == "tens" and w in _TENS:
             current += _TENS[w]
-        elif w == "hundred":
+        elif kind == "unit":
+            if state == "tens" and not 1 <= _UNITS[w] <= 9:
+                return None  # "twenty zero", "twenty twelve"
+            current += _UNITS[w]
+        elif kind == "hundred":
             current = (current or 1) * 100
-        elif w == "thousand":
+        elif kind == "thousand":
             total += (current or 1) * 1000
             current = 0
-        elif w in ("and", "a") and seen:
-            continue
-        else:
-            return None
-        seen = True
-    return float(total + current) if seen else None
+        state = kind
+    if state in ("start", "a", "and"):
+        return None
+    return float(total + current)
 
 
 def _arithmetic(q: str) -> str | None:
-    """``"what's seven times forty"`` -> ``"Seven times forty is 280."``; None if no sum."""
-    words = re.sub(r"[^a-z0-9. ]+", " ", q.replace("-", " ")).split()
-    for i, w in enumerate(words):
-        w = _operator(w)
-        op = _OPS.get(w)
-        if op is None or i == 0:
-            continue
-        j = i + 1 + (1 if w in ("multiplied", "divided") and words[i + 1:i + 2] == ["by"] else 0)
-        left = right = None
-        for k in range(max(0, i - 6), i):  # the longest number that ends before the operator
-            left = _number(words[k:i])
-            if left is not None:
-                break
-        for k in range(min(len(words), j + 6), j, -1):  # ... and starts after it
-            right = _number(words[j:k])
-            if right is not None:
-                break
-        if left is None or right is None:
-            continue
-        if op == "/" and right == 0:
-            return "Dividing by zero has no answer."
-        value = {"+": left + right, "-": left - right, "*": left * right}.get(op) \
-            if op != "/" else left / right
-        shown = f"{value:.0f}" if float(value).is_integer() else f"{value:.4g}"
-        return f"{_said_number(left)} {w}{' by' if j > i + 1 else ''} {_said_number(right)}" \
-            f" is {shown}."
-    return None
+    """``"what's seven times forty"`` -> ``"7 times 40 is 280."``; None unless the question
+    is one sum between two whole numbers, asked for ("what", "how much", ...)."""
+    if re.search(r"(^|[\s(])-\s?\d", q):
+        return None  # a negative operand: not read as a minus sign
+    q = re.sub(r"(?<=\d),(?=\d{3}\b)", "", q)  # Whisper's "1,000"
+    words = [w.strip(".'") for w in re.sub(r"[^a-z0-9.' ]+", " ", q.replace("-", " ")).split()]
+    words = [w for w in words if w]
+    ops = [(i, _operator(w)) for i, w in enumerate(words) if _operator(w) in _OPS]
+    if len(ops) != 1:
+        return None  # no sum, or a chain of them
+    i, w = ops[0]
+    op = _OPS[w]
+    j = i + 1 + (1 if w in ("multiplied", "divided") and words[i + 1:i + 2] == ["by"] else 0)
+    left = right = None
+    k_left = k_right = i
+    for k in range(max(0, i - 6), i):  # the longest number that ends before the operator
+        left = _number(words[k:i])
+        if left is not None:
+            k_left = k
+            break
+    for k in range(min(len(words), j + 6), j, -1):  # ... and starts after it
+        right = _number(words[j:k])
+        if right is not None:
+            k_right = k
+            break
+    if left is None or right is None:
+        return None
+    before = words[k_left - 1] if k_left > 0 else ""
+    after = words[k_right] if k_right < len(words) else ""
+    if {before, after} & _NOT_SUM_NEIGHBOURS or _is_number_word(before) or \
+            _is_number_word(after):
+        return None  # part of a longer number, a decimal, a duration: not this sum
+    asked = [x for x in words[:k_left] if x not in _WAKE_WORDS]
+    if asked and not (set(asked) & _SUM_CUES or " ".join(asked[-2:]) == "how much"):
+        return None  # "did it beep three times five ..." is not a question about a sum
+    if op == "/" and right == 0:
+        return "Dividing by zero has no answer."
+    value = {"+": left + right, "-": left - right, "*": left * right}.get(op) \
+        if op != "/" else left / right
+    shown = f"{value:.0f}" if float(value).is_integer() else f"{value:.4g}"
+    return f"{_said_number(left)} {w}{' by' if j > i + 1 else ''} {_said_number(right)}" \
+        f" is {shown}."
 
 
 def _operator(word: str) -> str:
     """``word``, or the operator it misspells by one letter ("tfimes", "pflus": the streaming
     draft's spelling; the numbers on both sides must still be exact)."""
-    if word in _OPS or len(word) < 4:
+    if word in _OPS or len(word) < 4 or word in _NOT_OPS:
         return word
     for op in ("plus", "minus", "times", "multiplied", "divided"):
         if abs(len(op) - len(word)) <= 1 and _within_one_edit(op, word):

@@ -112,6 +112,10 @@ def test_answer_engine_is_honest_about_what_it_cannot_answer():
     ("what is 7 divided by zero", "Dividing by zero has no answer."),
     ("okay aim what's seven tfimes forty", "7 times 40 is 280."),  # the demo's draft
     ("aim what's two pluss two", "2 plus 2 is 4."),
+    ("what is 1,000 plus 5", "1000 plus 5 is 1005."),  # Whisper's digit groups
+    ("what is 12 plus 15.", "12 plus 15 is 27."),
+    ("what's five plus a hundred", "5 plus 100 is 105."),
+    ("how much is six times seven", "6 times 7 is 42."),
 ])
 def test_sums_are_worked_out(question, reply):
     assert StateAnswerer()(question, AnswerContext()) == reply
@@ -121,6 +125,15 @@ def test_sums_are_worked_out(question, reply):
     "what's seve pflus twenty",  # a misspelled number: not guessed at
     "what times does the bakery open",  # not a sum: "times" without numbers around it
     "plus two",
+    # a review found these answered wrongly: decimals, signs, years, chains, counts, durations
+    "what is two point five times four",
+    "what is -5 plus 3",
+    "nineteen eighty four minus ten",
+    "two and two plus one",
+    "what is 7 times 40 times 2",
+    "did it beep three times five minutes ago",
+    "did the alarm ring two times ten minutes ago",
+    "is it ten time two",
 ])
 def test_what_is_not_a_sum_is_not_answered_as_one(question):
     import re
