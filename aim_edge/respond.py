@@ -316,6 +316,9 @@ class SpeechResponder:
             try:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                proc.terminate()
+                proc.terminate()  # cut short by us: not a playback failure
                 proc.wait(timeout=5)
+                self._proc = None
+                if proc.stderr:
+                    proc.stderr.close()
         self._reap()

@@ -117,8 +117,9 @@ def test_info_names_the_calibration_split_and_each_false_alert_target(capsys, tm
     (copy / "manifest.json").write_text(json.dumps(m))
     assert cli.main(["info", "--model", str(copy)]) == 0
     line = next(ln for ln in capsys.readouterr().out.splitlines() if "thresholds  " in ln)
+    far = thr["false_alerts_per_hour"]
     assert line.endswith(f"calibrated on {thr['calibrated_on']} for "
-                         f"{thr['false_alerts_per_hour']:g} false alert/h")  # 1: singular
+                         f"{far:g} false alert{'' if far == 1 else 's'}/h")
 
 
 def test_info_without_sounddevice_or_matplotlib_says_what_to_install(capsys):

@@ -96,6 +96,16 @@ class _StopSignals:
         self._old = {}
 
 
+def _finish(loop: Any, why: str, timeout_s: float = 30.0) -> dict[str, Any]:
+    """Wait for the decoded tail after the microphone stopped; an error, not a traceback,
+    when the loop does not end in time."""
+    try:
+        return loop.join(timeout=timeout_s)
+    except TimeoutError:
+        raise AimEdgeError(f"stopped ({why}), but decoding did not finish within {timeout_s:g} s;"
+                           " the summary is lost (a stuck backend?)") from None
+
+
 def _print_err(msg: str) -> None:
     print(f"aim-edge listen: warning: {msg}", file=sys.stderr, flush=True)
 
@@ -278,12 +288,12 @@ def _cmd_listen(args: argparse.Namespace) -> int:
                             if stop.name:  # Ctrl-C / SIGTERM: end the input, decode the rest
                                 interrupted = stop.name
                                 mic.stop()
-                                summary = loop.join(timeout=30)
+                                summary = _finish(loop, interrupted)
                                 break
             except KeyboardInterrupt:  # outside the main thread, or a second signal
                 interrupted = stop.name or "Ctrl-C"
                 mic.stop()
-                summary = loop.join(timeout=30)
+                summary = _finish(loop, interrupted)
         finally:
             loop.close()
         cli.print_summary(summary, engine, info_out)
