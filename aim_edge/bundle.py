@@ -66,6 +66,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -594,7 +595,8 @@ def _check_per_label(thr: Mapping[str, Any], key: str, types: type | tuple[type,
         if isinstance(value, dict) and label not in names:
             raise BundleError(f"manifest: {where} names unknown label {label!r}; labels are"
                               f" {', '.join(sorted(names))}")
-        if isinstance(v, bool) or not isinstance(v, types) or v < minimum:
+        if (isinstance(v, bool) or not isinstance(v, types) or not math.isfinite(v)
+                or v < minimum):
             raise BundleError(f"manifest: {where} = {v!r} must be {expected}")
 
 

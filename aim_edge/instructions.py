@@ -338,6 +338,14 @@ def match_wake_phrase(text: str, wake_phrases: Sequence[str] = WAKE_PHRASES, *,
     return None
 
 
+#: English words (and names) ending in "im", the name "aim" without its first letter: never
+#: read as the assistant's name by :func:`find_wake_phrase`
+_WORDS_ENDING_LIKE_THE_NAME = frozenset(
+    "him tim kim jim slim swim trim prim dim rim whim grim skim brim vim shim sim denim victim"
+    " maxim pilgrim interim muslim passim verbatim seraphim cherubim ibrahim karim hakim"
+    " nadim wasim salim".split())
+
+
 def find_wake_phrase(text: str, wake_phrases: Sequence[str] = WAKE_PHRASES, *,
                      tolerance: float = 0.0,
                      question_words: Iterable[str] = ()) -> str | None:
@@ -351,13 +359,14 @@ def find_wake_phrase(text: str, wake_phrases: Sequence[str] = WAKE_PHRASES, *,
     character, as there), wherever they start. The bare name is not used: inside speech it
     is too often part of a word ("claim") or a misspelling of "I'm".
 
-    With ``question_words``, a word that ends in the name without its first letter ("im":
-    "glina im what's ...", "hhina im when ...") directly followed by one of them also counts,
-    and the question is the rest: the draft often drops the name's first letter, and "... I'm
+    With ``question_words`` (the policy passes the wh-words), the name without its first
+    letter ("im"), alone or ending a garbled greeting ("glina im what's ...", "lin meim
+    what's ...", "ainim when ..."), directly followed by one of them also counts, and the
+    question is the rest: the draft often drops the name's first letter, and "... I'm
     what's" / "... I'm when" is not something people say (dev2: 0 of the captions of speech
-    not addressed to the assistant have it). A person's name ending in those letters ("Tim,
-    what's the time?") matches as well, which is why the policy also wants speak-now at its
-    early-answer threshold (:class:`aim_edge.policy.PolicyConfig` ``wake_inside``).
+    not addressed to the assistant have it). English words and names that end in those
+    letters ("call him when ...", "Tim, what's ...") do not; the policy also wants speak-now
+    at its early-answer threshold (:class:`aim_edge.policy.PolicyConfig` ``wake_inside``).
     """
     t = normalize_words(text)
     phrases = sorted({w for w in map(normalize_words, wake_phrases) if " " in w}, key=len,
@@ -380,7 +389,11 @@ def find_wake_phrase(text: str, wake_phrases: Sequence[str] = WAKE_PHRASES, *,
     if qw:
         for name in {p.split()[-1][1:] for p in phrases if len(p.split()[-1]) > 2}:
             alt = "|".join(re.escape(w) for w in qw)
-            for m in re.finditer(rf"{re.escape(name)} (?=(?:{alt})(?: |$))", t):
+            # the fragment alone, or glued to a greeting the draft garbled ("meim", "ainim"),
+            # but not an English word that ends that way ("call him when ...", "Tim, what ...")
+            for m in re.finditer(rf"(?:^| )(\S*){re.escape(name)} (?=(?:{alt})(?: |$))", t):
+                if (m.group(1) + name) in _WORDS_ENDING_LIKE_THE_NAME:
+                    continue
                 if best is None or m.end() > best[0]:
                     best = (m.end(), t[m.end():].strip())
     return best[1] if best is not None else None

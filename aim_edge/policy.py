@@ -114,6 +114,15 @@ _NUMBER_PARSERS: dict[Any, tuple[Any, str]] = {
 }
 
 
+#: The question words a wake phrase found inside a draft may be followed by when the draft
+#: dropped the name's first letter ("glina im what's ...": ``PolicyConfig.wake_inside``).
+WH_WORDS = frozenset(
+    "what what's whats when when's where where's who who's whose why how how's which".split())
+
+#: Longest a speak-now answer waits for the draft to pause (seconds); speech that runs on
+#: longer was not the end of a question (and an answer after that would be late anyway).
+MODEL_ANSWER_WAIT_S = 2.0
+
 #: Words a drafted question must start with to be answered before a second pass's text
 #: (``PolicyConfig.wake_draft_questions``); anything else waits for the second pass.
 QUESTION_WORDS = frozenset(
@@ -491,7 +500,8 @@ class DecisionPolicy:
             if label not in self.events:
                 raise ValueError(f"rearm names unknown event label {label!r}; labels are"
                                  f" {', '.join(self.events)}")
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
+            if (isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating))
+                    or not math.isfinite(v) or v < 0):
                 raise ValueError(f"rearm[{label!r}] = {v!r}: give a number of seconds >= 0")
         self.rearm = np.array([float(rearm.get(e, self.config.rearm_s)) for e in self.events],
                               np.float64)
@@ -620,7 +630,7 @@ class DecisionPolicy:
               and self.captions.blank_run * chunk.frame_s
               >= self.config.wake_speak_pause_s - TIME_EPS_S
               and t - self.last_answer >= self.config.answer_refractory_s):
-            rest = self._wake_rest_in(self.captions.text[self.segment_start:], wake_speak)
+            rest, _ = self._wake_rest_in(self.captions.text[self.segment_start:], wake_speak)
             if rest is not None:
                 out.append(self._answer(t, self.intents[intent], rest, p_speak, "wake_model"))
 
@@ -684,8 +694,9 @@ class DecisionPolicy:
         pause_s = self.captions.blank_run * chunk.frame_s
         if self._model_answer is not None:
             kind, score, t0 = self._model_answer
-            if t - self.last_answer < self.config.answer_refractory_s:
-                self._model_answer = None  # something answered meanwhile
+            if (t - self.last_answer < self.config.answer_refractory_s
+                    or t - t0 > MODEL_ANSWER_WAIT_S):
+                self._model_answer = None  # answered meanwhile, or the speech ran on
             elif (not self.captions.tokens
                   or pause_s >= self.config.wake_speak_pause_s - TIME_EPS_S):
                 self._model_answer = None
@@ -730,7 +741,7 @@ class DecisionPolicy:
                 or pause_s < self.config.wake_endpoint_s):
             return []
         self._dq_checked = len(text)
-        rest = self._wake_rest_in(text[self._dq_start:], self.utterance_speak_max)
+        rest, _ = self._wake_rest_in(text[self._dq_start:], self.utterance_speak_max)
         if (not rest or self.utterance_speak_max < self.config.wake_confirm_speak
                 or rest.split()[0] not in QUESTION_WORDS or self.parse(rest).intent != "none"):
             return []  # a garbled instruction ("tel me if the dorbel rings") is no question
@@ -820,15 +831,18 @@ class DecisionPolicy:
         return match_wake_phrase(draft, c.wake_phrases, tolerance=c.wake_tolerance,
                                  lead_chars=c.wake_lead_chars, name_words=c.wake_name_words)
 
-    def _wake_rest_in(self, draft: str, speak_max: float) -> str | None:
-        """:meth:`_wake_rest`, or -- with ``wake_inside`` and speak-now at
-        ``wake_speak_threshold`` -- the draft after a wake phrase glued inside it."""
+    def _wake_rest_in(self, draft: str, speak_max: float) -> tuple[str | None, bool]:
+        """``(rest, inside)``: :meth:`_wake_rest`, or -- with ``wake_inside`` and speak-now at
+        ``wake_speak_threshold`` -- the draft after a wake phrase glued inside it
+        (``inside`` True: such a request is answered, never taken as an instruction, since
+        what came before it was somebody else's sentence)."""
         rest = self._wake_rest(draft)
         c = self.config
         if rest is None and c.wake_inside and speak_max >= c.wake_speak_threshold:
             rest = find_wake_phrase(draft, c.wake_phrases, tolerance=c.wake_tolerance,
-                                    question_words=QUESTION_WORDS)
-        return rest
+                                    question_words=WH_WORDS)
+            return rest, rest is not None
+        return rest, False
 
     def addressed(self, text: str, t: float, requests: list[str], *,
                   answered: bool = False, draft: str | None = None,
@@ -853,17 +867,21 @@ class DecisionPolicy:
         out: list[dict[str, Any]] = []
         if speak_max is None:
             speak_max = self.utterance_speak_max
+        inside = False
         if draft is None:  # the streaming model's own text: its spelling is loose
-            rest = self._wake_rest_in(text, speak_max)
+            rest, inside = self._wake_rest_in(text, speak_max)
             drafted = rest is not None
         else:  # a second pass's words are real words: exact
             rest = strip_wake_phrase(text, self.config.wake_phrases)
             drafted = False
-            if rest is None and draft and self._wake_rest_in(draft, speak_max) is not None:
-                rest = normalize_words(text)
-                drafted = True
+            if rest is None and draft:
+                heard, inside = self._wake_rest_in(draft, speak_max)
+                if heard is not None:
+                    rest = normalize_words(text)
+                    drafted = True
         if rest:
-            meaning = self.parse(rest)
+            # a request found inside someone else's speech is a question, not an instruction
+            meaning = InstructionMeaning(rest) if inside else self.parse(rest)
             if (draft is None and meaning.intent == "watch_keywords"
                     and all(len(k) < 3 for k in meaning.target_keywords)):
                 # the draft's "... for ao ..." is a misspelling, not a word to watch (dev2:
@@ -887,21 +905,23 @@ class DecisionPolicy:
                   ) -> list[dict[str, Any]]:
         out = [self._caption(t, True, chunk)]
         out[0]["over_sound"] = self.utterance_over_sound
+        pending, self._model_answer = self._model_answer, None
         if self._letters_over_sound():
             # unsure letters written over a sound: not speech; end the utterance, say so
             out[0].update(text="", draft=out[0]["text"], dropped="low_confidence")
-        elif not self.defer_wake:
+            pending = None  # nothing was asked
+        if pending is not None and t - self.last_answer >= self.config.answer_refractory_s:
+            # the utterance ended before its pause was seen: answer now, before the wake
+            # check below and a second pass's, so the utterance counts as answered for both
+            out.append(self._answer(t, pending[0], self.captions.text, pending[1], "model"))
+        dropped = bool(out[0].get("dropped"))
+        if not dropped and not self.defer_wake:
             if self.segment_checked < 0:  # not checked at a pause (too long, end of input)
                 out.extend(self.addressed(out[0]["text"][self.segment_start:], t, requests,
                                           answered=self.answered_utterance))
-        else:  # the stream calls addressed() when the second pass returns: one answer per
-            out[0]["_answered"] = self.answered_utterance  # utterance there too
+        elif not dropped:  # the stream calls addressed() when the second pass returns: one
+            out[0]["_answered"] = self.answered_utterance  # answer per utterance there too
             out[0]["_speak_max"] = self.utterance_speak_max
-        if self._model_answer is not None:  # the utterance ended before its pause was seen
-            kind, score, _ = self._model_answer
-            self._model_answer = None
-            if t - self.last_answer >= self.config.answer_refractory_s:
-                out.append(self._answer(t, kind, self.captions.text, score, "model"))
         self.captions.new_utterance()
         self.partial_text = ""
         self.answered_utterance = False

@@ -66,6 +66,9 @@ def test_a_per_label_rearm_from_the_manifest_keeps_a_co_alarm_one_sound(tmp_path
     (-1.0, r"thresholds.rearm_s = -1.0 must be a number of seconds >= 0"),
     ({"co_alarm": "5"}, r"thresholds.rearm_s.co_alarm = '5' must be a number"),
     ({"no_such": 5.0}, r"thresholds.rearm_s.no_such names unknown label 'no_such'"),
+    # JSON's NaN / Infinity: inf would make a smoke alarm one endless sound
+    (float("nan"), r"thresholds.rearm_s = nan must be a number of seconds >= 0"),
+    ({"co_alarm": float("inf")}, r"thresholds.rearm_s.co_alarm = inf must be a number"),
 ])
 def test_a_bad_rearm_in_the_manifest_is_refused_with_the_field_named(tmp_path, value,
                                                                      message):
@@ -83,6 +86,10 @@ def test_policy_rearm_is_validated_with_the_bad_value_named():
         DecisionPolicy(**kw, rearm={"co_alarm": -2})
     with pytest.raises(ValueError, match="unknown event label 'siren'"):
         DecisionPolicy(**kw, rearm={"siren": 5.0})
+    with pytest.raises(ValueError, match=r"rearm\['co_alarm'\] = inf"):
+        DecisionPolicy(**kw, rearm={"co_alarm": float("inf")})
+    pol = DecisionPolicy(**kw, rearm={"co_alarm": np.float32(5.0)})  # numpy numbers are fine
+    assert pol.rearm.tolist() == [5.0]
 
 
 def test_choose_rearm_takes_the_shortest_pause_with_the_fewest_repeats_and_no_lost_sound():

@@ -621,6 +621,50 @@ def test_a_question_glued_to_the_sentence_before_is_answered_when_speak_now_is_s
     assert answers(0.995, wake_inside=False) == []
 
 
+def test_a_wake_phrase_inside_someone_elses_speech_never_sets_an_instruction(
+        runtime_fake_bundle):
+    """With a second pass, a wake phrase only the draft found inside a run of speech makes the
+    second pass's whole text the request: the sentence before it must not become the
+    instruction ("tell me when the doorbell rings" said to someone else)."""
+    draft = "tel me when the dorbel ringshey aim what time is it"
+    frames = spell(draft)
+
+    def script(i, feeds):
+        j = i - 2
+        if 0 <= 4 * j < len(frames):
+            return {"ctc": frames[4 * j:4 * j + 4],
+                    "speak": 0.995 if 4 * j > len(frames) - 12 else 0.01}
+        return {}
+
+    whisper = FixedWhisper("Tell me when the doorbell rings. Hey, I'm, what time is it?")
+    with make_engine(runtime_fake_bundle, script, second_pass=whisper) as engine:
+        _, events = run_chunks(engine, 40)
+    assert [e["type"] for e in events if e["type"] in ("answer", "instruction")] == ["answer"]
+    answer = next(e for e in events if e["type"] == "answer")
+    assert answer["intent"] == "answer" and answer["question"] == "what time is it"
+
+
+def test_a_held_back_model_answer_is_the_utterances_one_answer_with_a_second_pass(
+        runtime_fake_bundle):
+    """The input ends while the model's answer waits for a pause: the answer is given as the
+    utterance ends, before the second pass looks, which then does not answer it again (a
+    review found two answers)."""
+    frames = spell("hey aim what time is it")
+    n = (len(frames) + 3) // 4
+
+    def script(i, feeds):
+        spec = {"ctc": frames[4 * i:4 * i + 4]} if 4 * i < len(frames) else {}
+        if i == n - 1:  # speak-now rises on the last letters, and then the input ends
+            spec.update(speak=0.9, intent="answer")
+        return spec
+
+    whisper = FixedWhisper("Hey aim, what time is it?")
+    with make_engine(runtime_fake_bundle, script, second_pass=whisper) as engine:
+        _, events = run_chunks(engine, n)
+    got = [(a["source"], a["question"]) for a in events if a["type"] == "answer"]
+    assert got == [("model", "hey aim what time is it")]
+
+
 def test_a_drafted_instruction_needs_a_real_keyword(runtime_fake_bundle):
     # "Excuse me aim, don't bother me unless it's an emergency" drafted on dev2; "for ao"
     # parsed as a keyword to watch raised 8 false alerts
@@ -1091,15 +1135,23 @@ def test_the_console_takes_a_dropped_captions_partial_off_the_screen():
 
 def test_the_name_drafted_without_its_first_letter_before_a_question_word():
     from aim_edge.instructions import find_wake_phrase
-    from aim_edge.policy import QUESTION_WORDS
+    from aim_edge.policy import WH_WORDS
 
     def find(draft):
-        return find_wake_phrase(draft, tolerance=0.25, question_words=QUESTION_WORDS)
+        return find_wake_phrase(draft, tolerance=0.25, question_words=WH_WORDS)
 
     assert find("glina im what's tel plimes iwn") == "what's tel plimes iwn"
     assert find("hhina im when des the cark lopen") == "when des the cark lopen"
-    # "I'm" drafted as "im" before anything but a question word is ordinary speech
+    assert find("lin meim what's then plius forty") == "what's then plius forty"  # glued
+    assert find("ainim when does the bach hopen") == "when does the bach hopen"
+    # "I'm" drafted as "im" before anything but a question word is ordinary speech, and so
+    # are words that end in those letters (a review found "call him when ..." answered)
     assert find("hi im hungry what's for dinner") is None
     assert find("i'm going to the shop") is None
+    assert find("please call him when the doorbell rings") is None
+    assert find("tell tim what to do") is None
+    assert find("we can swim when it is warm") is None
+    assert find("the victim who called") is None
+    assert find("glina im is it late") is None  # only before a wh-word
     # without question words the rule is off
     assert find_wake_phrase("glina im what's tel", tolerance=0.25) is None
