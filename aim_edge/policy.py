@@ -207,7 +207,9 @@ class PolicyConfig(_Config):
         addresses the assistant when speak-now reached ``wake_speak_threshold`` in the
         utterance (the stricter of the two confirmations). The draft runs a question on from
         the sentence before when nobody pauses between them. Also the name drafted without
-        its first letter right before a question word ("glina im what's ..."). Dev2 (2 h):
+        its first letter right before a wh-word ("glina im what's ..."). A request found
+        this way is always answered as a question, never taken as an instruction: what came
+        before it was somebody else's sentence. Dev2 (2 h):
         questions answered on time 192 -> 205 of 242, false alerts 39 -> 39; dev 44 -> 45 of
         54, 9 -> 9; look-alike dev scenes 56 -> 60 of 72, false alerts 14 -> 15;
         ``bench_wake`` (isolated questions and look-alikes) unchanged.
