@@ -623,3 +623,10 @@ def test_record_to_a_missing_folder_is_one_clean_error(tmp_path, monkeypatch):
 
     rate, x = read_wav(tmp_path / "ok.wav")
     assert rate == 16000 and x.shape == (320,) and int(x[0]) == 16384
+
+
+def test_no_input_device_points_at_a_pipe_as_well():
+    from aim_edge.capture.devices import format_devices
+
+    text = format_devices([], ["ALSA"])
+    assert "arecord -l" in text and "| aim-edge run -" in text

@@ -49,6 +49,9 @@ the summary printed, and the exit code is 1.
 Ctrl-C, or SIGTERM (`timeout`, `kill`, systemd, `docker stop`), ends listening: the audio
 captured so far is decoded, the summary printed and --jsonl flushed; the exit code is 0.
 
+without PortAudio, any recorder that writes WAV to a pipe is a live source too:
+  arecord -f S16_LE -r 16000 -c 1 | aim-edge run -
+
 examples:
   aim-edge listen
   aim-edge listen --device USB --instruction "tell me if the doorbell rings"

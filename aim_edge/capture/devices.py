@@ -141,7 +141,9 @@ def format_devices(devices: Sequence[InputDevice], host_apis: Sequence[str] = ()
         where = f" (PortAudio host APIs: {', '.join(host_apis)})" if host_apis else ""
         return (f"no input devices found{where}.\n"
                 "  Plug in a microphone or start your audio server (JACK, PulseAudio), then run"
-                " the command again;\n  on Linux `arecord -l` shows what the kernel sees.")
+                " the command again;\n  on Linux `arecord -l` shows what the kernel sees. A"
+                " recorder that PortAudio cannot see\n  can still feed the runtime:"
+                " `arecord -f S16_LE -r 16000 -c 1 | aim-edge run -`.")
     width = max(len(d.host_api) for d in devices)
     lines = [f"   index  {'host API':<{width}}  channels  default rate  name"]
     for d in devices:
