@@ -326,8 +326,8 @@ def print_summary(summary: dict[str, Any], engine: Any, out: TextIO) -> None:
         f"{k} {v['p50']:.2f}/{v['p99']:.2f}" for k, v in st.items()
         if k != "end_to_end" and v.get("n")) or "n/a (no chunk was decided)"), file=out)
     if not summary["realtime"]:
-        print("                (--fast: features counts from the ring, so it includes the wait"
-              " for the perceive thread)", file=out)
+        print("                (ring wait: the file is read ahead of the perceive thread;"
+              " a wait, not a cost)", file=out)
     print(f"  model latency {b.algorithmic_latency_ms:.0f} ms algorithmic (chunk + lookahead +"
           " window), not included above", file=out)
     print(f"  dropped       {summary['dropped_samples']} samples"

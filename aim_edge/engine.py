@@ -51,7 +51,7 @@ from .audio import (
     wav_data_blocks,
     wav_info,
 )
-from .backends import OUTPUT_HEADS, Backend, create_backend
+from .backends import OUTPUT_HEADS, Backend, canonical_name, create_backend
 from .bundle import Bundle, load_bundle
 from .config import FbankConfig, RingConfig
 from .errors import AudioInputError, BundleError, ConfigError
@@ -271,6 +271,13 @@ class Engine:
             bundle = load_bundle(model, verify_hashes=verify_hashes, expect_features=features)
         if isinstance(backend, str):
             options: dict[str, Any] = {}
+            ort_only = [name for name, v in (("providers", providers),
+                                             ("provider_options", provider_options),
+                                             ("cache_dir", cache_dir)) if v is not None]
+            if ort_only and canonical_name(backend) != "onnxruntime":
+                raise ConfigError(
+                    f"{' and '.join(ort_only)} apply to the onnxruntime backend only, not"
+                    f" {backend!r}: drop them (--providers), or use --backend onnxruntime")
             if providers is not None:
                 options["providers"] = providers
             if provider_options is not None:
@@ -478,6 +485,8 @@ class Stream:
         self._converter = AudioConverter(self.sample_rate)
         self._push_log: collections.deque[tuple[int, int, int]] = collections.deque(
             maxlen=1 << 16)
+        #: perceive blocks: (stream samples popped so far, compute ns per sample of the block)
+        self._pop_log: collections.deque[tuple[int, float]] = collections.deque(maxlen=1 << 16)
         self._pushed = 0  # producer: samples pushed since reset (dropped ones included)
         self._popped = 0  # consumer: samples popped since reset
         self._drop_base = self.ring.stats().dropped_samples
@@ -671,6 +680,7 @@ class Stream:
         if self._fb_finished:
             return
         finished = self._finished  # read before popping: no sample can arrive after it
+        t0 = _now()
         block = self.ring.pop(self.ring.capacity)
         if block.size:
             dropped = self.ring.stats().dropped_samples - self._drop_base
@@ -688,6 +698,7 @@ class Stream:
                 self._vad_segments.extend(self._vad.accept(block))
                 self._vad_next = abs_start + block.size
             self._fb_samples += block.size
+            self._pop_log.append((abs_start + block.size, (_now() - t0) / block.size))
         if finished and len(self.ring) == 0:
             self.fbank.input_finished()
             self._fb_finished = True
@@ -727,9 +738,17 @@ class Stream:
         t = _now()  # pushed by a native producer that does not stamp: use the time seen
         return t, t
 
+    def _compute_per_sample(self, abs_last: int) -> float:
+        """Perceive compute (ns per sample) of the ring block that held ``abs_last``."""
+        log = self._pop_log
+        while len(log) > 1 and log[0][0] <= abs_last:
+            log.popleft()
+        return log[0][1] if log else 0.0
+
     def next_chunk(self) -> _Work | None:
         """Perceive stage, part 2: the next chunk of fbank frames, stamped, or None."""
         self.perceive()
+        t_pop = _now()
         ready = _ready(self.fbank)
         t = self._chunk_frames
         if ready >= t:
@@ -750,6 +769,8 @@ class Stream:
         timing = ChunkTiming(self._chunk_index, abs_first, abs_last + 1)
         timing.t_ring, timing.t_capture = self._push_time(abs_last)
         timing.dropped_samples = self.ring.stats().dropped_samples - self._drop_base
+        timing.features_ns = int(self._compute_per_sample(abs_last) * n_real * self._hop
+                                 + (_now() - t_pop))
         info = ChunkInfo(self._chunk_index, abs_first / self.sample_rate,
                          (abs_last + 1) / self.sample_rate, self._frame_s,
                          self._chunk_index * self._ctc_per_chunk)

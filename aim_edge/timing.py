@@ -12,6 +12,10 @@ Stages and what each timestamp means (all ``int`` nanoseconds, 0 = not reached):
                 source gives one, else equal to t_ring)
     t_ring      the chunk's last sample entered the native ring (push returned)
     t_features  the chunk's 16 fbank frames were ready (perceive stage done)
+    features_ns not a timestamp: the perceive stage's compute for this chunk (fbank, and the
+                VAD when it runs), in nanoseconds: the cost of the ring blocks it was computed
+                from, per sample, times the chunk's new samples. The rest of
+                ``t_features - t_ring`` is the wait in the ring for the perceive thread
     t_decide    the decide stage took the chunk (queue wait = t_decide - t_features)
     t_model     the model step returned (model compute = t_model - t_decide)
     t_decision  the decision policy finished (policy = t_decision - t_model)
@@ -30,7 +34,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["STAGE_FIELDS", "ChunkTiming", "TimingLog", "percentiles"]
+__all__ = ["COMPUTE_STAGES", "STAGES", "STAGE_FIELDS", "ChunkTiming", "TimingLog", "percentiles",
+           "stage_durations"]
 
 #: Timestamp fields in pipeline order.
 STAGE_FIELDS = ("t_capture", "t_ring", "t_features", "t_decide", "t_model", "t_decision",
@@ -40,9 +45,9 @@ STAGE_FIELDS = ("t_capture", "t_ring", "t_features", "t_decide", "t_model", "t_d
 class ChunkTiming:
     """Timestamps of one chunk (see the module docstring). Cheap: ``__slots__`` ints."""
 
-    __slots__ = ("dropped_samples", "end_sample", "index", "n_events", "start_sample",
-                 "t_capture", "t_decide", "t_decision", "t_emitted", "t_features", "t_model",
-                 "t_ring")
+    __slots__ = ("dropped_samples", "end_sample", "features_ns", "index", "n_events",
+                 "start_sample", "t_capture", "t_decide", "t_decision", "t_emitted",
+                 "t_features", "t_model", "t_ring")
 
     def __init__(self, index: int, start_sample: int, end_sample: int) -> None:
         self.index = index  # chunk number since the stream started (or was reset)
@@ -50,6 +55,7 @@ class ChunkTiming:
         self.end_sample = end_sample  # absolute stream sample just after its last sample
         self.dropped_samples = 0  # ring drops counted so far when the chunk was made
         self.n_events = 0
+        self.features_ns = 0
         self.t_capture = 0
         self.t_ring = 0
         self.t_features = 0
@@ -119,28 +125,49 @@ class TimingLog:
     def stage_ms(self) -> dict[str, np.ndarray]:
         """Per-stage durations in milliseconds over the kept records (complete ones only).
 
-        Keys: ``capture_to_ring``, ``features`` (ring -> frames ready), ``queue`` (waiting for
-        the decide stage), ``model``, ``decision``, ``respond``, ``end_to_end``.
+        Keys: see :func:`stage_durations`.
         """
-        a = self.to_numpy()
-        a = a[(a["t_ring"] > 0) & (a["t_emitted"] > 0)]
-
-        def d(x: str, y: str) -> np.ndarray:
-            return (a[y] - a[x]) / 1e6
-
-        return {
-            "capture_to_ring": d("t_capture", "t_ring"),
-            "features": d("t_ring", "t_features"),
-            "queue": d("t_features", "t_decide"),
-            "model": d("t_decide", "t_model"),
-            "decision": d("t_model", "t_decision"),
-            "respond": d("t_decision", "t_emitted"),
-            "end_to_end": d("t_ring", "t_emitted"),
-        }
+        return stage_durations(self.to_numpy())
 
     def summary(self, qs: Sequence[float] = (50, 95, 99)) -> dict[str, dict[str, float]]:
         """``{stage: {"p50": ms, "p95": ms, "p99": ms, "max": ms}}`` over the kept records."""
         return {k: percentiles(v, qs) for k, v in self.stage_ms().items()}
+
+
+#: Stage durations in pipeline order (keys of :func:`stage_durations`), end to end last.
+STAGES = ("capture_to_ring", "ring_wait", "features", "queue", "model", "decision", "respond",
+          "end_to_end")
+#: The stages that compute (no waiting): their sum per chunk is the service time.
+COMPUTE_STAGES = ("features", "model", "decision", "respond")
+
+
+def stage_durations(records: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-stage durations in milliseconds of complete records (a :meth:`TimingLog.to_numpy`
+    array; incomplete ones are left out).
+
+    ``capture_to_ring``; ``ring_wait`` (the chunk's last sample waiting in the ring for the
+    perceive thread: near 0 live, most of the time with ``--fast``, where the file is pushed
+    ahead); ``features`` (the perceive stage's compute for the chunk, ``features_ns``);
+    ``queue`` (waiting for the decide stage); ``model``; ``decision``; ``respond``;
+    ``end_to_end`` (ring -> responses emitted: every stage from ``ring_wait`` on).
+    """
+    a = records[(records["t_ring"] > 0) & (records["t_emitted"] > 0)]
+
+    def d(x: str, y: str) -> np.ndarray:
+        return (a[y] - a[x]) / 1e6
+
+    perceive = d("t_ring", "t_features")
+    features = np.minimum(a["features_ns"] / 1e6, perceive)
+    return {
+        "capture_to_ring": d("t_capture", "t_ring"),
+        "ring_wait": perceive - features,
+        "features": features,
+        "queue": d("t_features", "t_decide"),
+        "model": d("t_decide", "t_model"),
+        "decision": d("t_model", "t_decision"),
+        "respond": d("t_decision", "t_emitted"),
+        "end_to_end": d("t_ring", "t_emitted"),
+    }
 
 
 def percentiles(values: Iterable[float] | np.ndarray, qs: Sequence[float] = (50, 95, 99)

@@ -246,7 +246,8 @@ def _ours(path: str, model: str | None, seconds: float) -> dict[str, Any]:
 
     res = measure(RunSpec(input=path, model=model, seconds=seconds, realtime=True))
     pc = res["per_chunk"]
-    stage = {"ring_to_model": np.asarray(pc["features"]) + np.asarray(pc["queue"]),
+    stage = {"ring_to_model": (np.asarray(pc["ring_wait"]) + np.asarray(pc["features"])
+                               + np.asarray(pc["queue"])),
              "model": np.asarray(pc["model"]), "decision": np.asarray(pc["decision"]),
              "respond": np.asarray(pc["respond"]), "end_to_end": np.asarray(pc["end_to_end"])}
     threads = dict(res["cpu_s"]["loop_threads"])

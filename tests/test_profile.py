@@ -264,3 +264,93 @@ def test_importing_the_profiler_loads_no_plotting_or_inference_library():
                           timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ""
+
+
+def test_fast_service_is_compute_only_and_ring_wait_is_apart(fast_result):
+    """--fast pushes the file ahead of the loop: that wait is ``ring_wait``, not features."""
+    pc = {k: np.asarray(v) for k, v in fast_result["per_chunk"].items()}
+    assert (pc["ring_wait"] >= 0).all() and (pc["features"] >= 0).all()
+    # the fbank of 160 ms of audio is a fraction of a millisecond here; generous bound
+    assert 0 < fast_result["stages_ms"]["features"]["p50"] < 5.0
+    service = pc["features"] + pc["model"] + pc["decision"] + pc["respond"]
+    assert fast_result["service_ms"]["max"] == pytest.approx(service.max(), abs=0.005)
+    assert fast_result["service_ms"]["p99"] < fast_result["stages_ms"]["end_to_end"]["p99"]
+    # the file reader ran ahead: most chunks waited in the ring longer than they computed
+    assert np.median(pc["ring_wait"]) > np.median(pc["features"])
+
+
+def test_notes_say_when_p99_is_not_a_tail(fast_result):
+    n = fast_result["chunks"]
+    assert n < 100 and any(f"only {n} chunk(s)" in note for note in fast_result["notes"])
+    assert any("capture -> ring is 0" in note for note in fast_result["notes"])
+
+
+def test_input_shorter_than_a_frame_measures_nothing(tmp_path, capsys):
+    tiny = write_wav(tmp_path / "tiny.wav", 16000, np.full(300, 0.1, np.float32))
+    rc = cli.main(["profile", str(tiny), "--fast", "--in-process"])
+    text = capsys.readouterr().out
+    assert rc == 1 and "verdict: NONE" in text and "gave no complete chunk" in text
+    assert "None ms" not in text
+
+
+def test_a_crashed_configuration_keeps_the_other_rows_and_fails(monkeypatch):
+    import importlib
+
+    measure_mod = importlib.import_module("aim_edge.profile.measure")  # the module, not the
+    real = measure_mod.measure  # function aim_edge.profile exports under the same name
+
+    def flaky(spec, **kw):
+        if spec.threads == 2:
+            raise RuntimeError("provider exploded")
+        return real(spec, **kw)
+
+    monkeypatch.setattr(measure_mod, "measure", flaky)
+    report = profile(DEMO, threads=[1, 2], realtime=False, seconds=1.0, in_process=True)
+    rows = {r["threads"]: r for r in report["rows"]}
+    assert rows[1]["status"] == "measured"
+    assert rows[2]["status"] == "failed" and "RuntimeError: provider exploded" in \
+        rows[2]["message"]
+    v = report["verdict"]
+    assert v["result"] == "FAIL" and any("provider exploded" in r for r in v["reasons"])
+
+
+def test_providers_are_onnxruntime_only():
+    from aim_edge.engine import Engine
+    from aim_edge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="onnxruntime backend only.*'litert'"):
+        Engine.from_bundle(backend="litert", providers=["cuda"])
+
+
+def test_sigterm_stops_the_cpu_hogs_and_the_worker(tmp_path):
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aim_edge.cli", "profile", DEMO, "--seconds", "60",
+         "--load", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path)
+
+    def children() -> list[int]:
+        out = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == proc.pid:
+                out.append(int(stat.parent.name))
+        return out
+
+    deadline = time.monotonic() + 60.0
+    while len(children()) < 2 and time.monotonic() < deadline:  # a hog and the worker
+        time.sleep(0.2)
+    kids = children()
+    assert len(kids) >= 2, "the profile never started its hog and worker"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM and "terminated (SIGTERM)" in err
+    time.sleep(0.2)
+    alive = [k for k in kids if Path(f"/proc/{k}").exists()
+             and "Z" not in Path(f"/proc/{k}/stat").read_text().rsplit(")", 1)[1].split()[0]]
+    assert alive == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,20 +14,24 @@ from .._argtypes import nonneg_int, positive_int, positive_number
 EXIT_OVER_BUDGET = 3
 
 DESCRIPTION = """\
-Profile the perceive-decide-respond loop on INPUT: per stage (capture -> ring, features, queue,
-model, decision, respond) and end to end (the chunk's last sample entering the ring -> its
-responses emitted) p50/p95/p99/max, the model's algorithmic latency beside it, real-time
-factors, CPU seconds per thread, peak RSS, dropped samples and cold start (bundle load, first
-chunk). Every combination of --backends x --precisions x --threads runs in a fresh process,
-one after another on the same input, so the comparison is fair. Real-time pacing (like a
-microphone) is the default."""
+Profile the perceive-decide-respond loop on INPUT: per stage (capture -> ring, ring wait,
+features, queue, model, decision, respond) and end to end (the chunk's last sample entering
+the ring -> its responses emitted) p50/p95/p99/max, the model's algorithmic latency beside it,
+real-time factors, CPU seconds per thread, peak RSS, dropped samples and cold start (bundle
+load, first chunk). Every combination of --backends x --precisions x --threads runs in a fresh
+process, one after another on the same input, so the comparison is fair. Real-time pacing
+(like a microphone) is the default."""
 
 EPILOG = """\
 verdict and exit status:
   PASS when every measured configuration's end-to-end p99 <= --budget-ms and no sample was
-  dropped (with --fast the service time, end to end minus the decide-queue wait, is judged).
-  exit 0 PASS, 3 FAIL (over budget or drops: usable in CI), 1 nothing could be measured or an
-  error, 2 bad usage. A requested backend that is not installed, or a precision the bundle
+  dropped. With --fast the file runs ahead of the loop, so chunks wait in the ring and the
+  decide queue: the service time (features + model + decision + respond per chunk, no
+  waiting) is judged instead. Fewer than 100 chunks make p99 the maximum of a few values:
+  the report says so (use --seconds 30 or more).
+  exit 0 PASS, 3 FAIL (over budget, drops, or a configuration that crashed: usable in CI),
+  1 nothing could be measured or an error, 2 bad usage, 143 terminated (SIGTERM; the worker
+  and CPU-hog processes are stopped first). A requested backend that is not installed, or a precision the bundle
   does not list, is a row that says so (with the install hint); it does not fail the verdict.
 
 report (--report DIR):
@@ -150,6 +155,24 @@ class _Progress:
             self.bar = None
 
 
+class _Terminated(BaseException):
+    """SIGTERM during the sweep: unwinds like Ctrl-C, so the worker and the CPU hogs are
+    killed by the ``finally`` blocks that started them (a BaseException, so no per-row
+    ``except Exception`` takes it for a failed configuration)."""
+
+
+def _on_sigterm() -> Any:
+    """Turn SIGTERM (systemd, CI runners, ``kill``) into :class:`_Terminated` while the sweep
+    runs; returns the previous handler (None off the main thread, where it cannot be set)."""
+    def handler(signum: int, frame: Any) -> None:
+        raise _Terminated()
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        return None
+
+
 def _have_matplotlib() -> bool:
     import importlib.util
 
@@ -185,6 +208,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
           + (f", {args.load} CPU-hog process(es) beside it" if args.load else "")
           + f", budget {args.budget_ms:g} ms at p99", file=out, flush=True)
     bar = _Progress(path, args)
+    old_term = _on_sigterm()
     try:
         report = profile(path, model=args.model, backends=args.backends,
                          precisions=args.precisions, threads=args.threads,
@@ -192,8 +216,14 @@ def cmd_profile(args: argparse.Namespace) -> int:
                          budget_ms=args.budget_ms, instruction=args.instruction,
                          providers=providers, in_process=args.in_process,
                          progress=bar.message, tick=bar.tick)
+    except _Terminated:
+        print("aim-edge profile: terminated (SIGTERM); the worker and CPU-hog processes were"
+              " stopped, nothing was reported", file=sys.stderr)
+        return 128 + signal.SIGTERM
     finally:
         bar.close()
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
     print_report(report, out)
     if args.report:
         files = write_report(report, args.report, plots=not args.no_plots,
@@ -228,8 +258,13 @@ def print_report(report: dict[str, Any], out: Any) -> None:
         print(f"\n{r['backend']} {r['precision']} x{r['threads']}: {res['chunks']} chunks,"
               f" {res['audio_s']:.1f} s audio in {res['wall_s']:.1f} s", file=out)
         print("  per stage p50/p99 ms: " + ", ".join(
-            f"{k} {st[k]['p50']:.2f}/{st[k]['p99']:.2f}" for k in
-            ("features", "queue", "model", "decision", "respond") if st[k]["n"]), file=out)
+            f"{k.replace('_', ' ')} {st[k]['p50']:.2f}/{st[k]['p99']:.2f}" for k in
+            ("ring_wait", "features", "queue", "model", "decision", "respond")
+            if st[k]["n"]), file=out)
+        sv = res["service_ms"]
+        if sv["n"]:
+            print(f"  service (compute, no waiting) p50/p99 ms: {sv['p50']:.2f}/{sv['p99']:.2f}"
+                  + ("  <- judged with --fast" if not res["realtime"] else ""), file=out)
         cpu = res["cpu_s"]
         print("  CPU s per thread: " + ", ".join(
             f"{k} {v:.3f}" for k, v in cpu["loop_threads"].items())
@@ -237,17 +272,22 @@ def print_report(report: dict[str, Any], out: Any) -> None:
                       if o["cpu_s"] > 0)
             + f"; process {cpu['process_run']:.2f} (RTF {res['rtf']['cpu']})", file=out)
         cs = res["cold_start"]
-        print(f"  cold start: import {cs['import_ms']} ms, load {cs['load_ms']} ms, first"
+        imp = (f"import {cs['import_ms']} ms, " if cs["import_ms"] is not None else
+               "import n/a (--in-process), ")
+        print(f"  cold start: {imp}load {cs['load_ms']} ms, first"
               f" chunk {cs['first_chunk_ms']} ms; peak RSS {res['peak_rss_mb']} MB;"
               f" dropped {res['dropped_samples']} samples", file=out)
+        for note in res["notes"]:
+            print(f"  note: {note}", file=out)
         if tail["dominant"]:
             print(f"  tail: slowest {tail['chunks']} chunk(s) (>= {tail['threshold_ms']} ms)"
                   f" spend most in {tail['dominant']} ({tail['mean_ms'][tail['dominant']]}"
                   " ms mean)", file=out)
     load = report["load"]
     if load["processes"]:
-        print(f"\nload: {load['processes']} CPU-hog process(es) got {load['cpu_s']} CPU s",
-              file=out)
+        print(f"\nload: {load['processes']} CPU-hog process(es) got "
+              + ", ".join("?" if c is None else f"{c:.1f}" for c in load["cpu_s"])
+              + " CPU s", file=out)
     v = report["verdict"]
     print(f"\nverdict: {v['result']} (p99 budget {v['budget_ms']:g} ms)", file=out)
     for reason in v["reasons"]:

@@ -28,13 +28,13 @@ import numpy as np
 from ..audio import iter_wav_blocks, wav_info
 from ..errors import AudioInputError, ConfigError
 from ..loop import _BlockSource
-from ..timing import percentiles
+from ..timing import COMPUTE_STAGES, STAGES, percentiles, stage_durations
 
 __all__ = ["STAGES", "CpuLoad", "LoopedWavSource", "RunSpec", "measure", "peak_rss_mb",
            "thread_cpu"]
 
-#: Stage durations in pipeline order (keys of ``TimingLog.stage_ms``), end to end last.
-STAGES = ("capture_to_ring", "features", "queue", "model", "decision", "respond", "end_to_end")
+#: Fewer chunks than this and p99 is not a tail (the report says so).
+MIN_CHUNKS_FOR_P99 = 100
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -284,17 +284,15 @@ def measure(spec: RunSpec, *, import_ms: float | None = None) -> dict[str, Any]:
     audio_s = float(summary["audio_s"])
     wall_s = (t_end - t_start) / 1e9
     complete = recs[(recs["t_ring"] > 0) & (recs["t_emitted"] > 0)]
+    if not len(complete):
+        raise AudioInputError(
+            f"{spec.input}: {audio_s:.3f} s of audio gave no complete chunk, so nothing was"
+            " measured; the loop needs at least one 25 ms fbank frame and decides every"
+            f" {bundle.chunk_seconds * 1000:.0f} ms: profile a longer file or give --seconds"
+            " (the input is repeated)")
 
-    def d(x: str, y: str) -> np.ndarray:
-        return (complete[y] - complete[x]) / 1e6
-
-    stage = {
-        "capture_to_ring": d("t_capture", "t_ring"), "features": d("t_ring", "t_features"),
-        "queue": d("t_features", "t_decide"), "model": d("t_decide", "t_model"),
-        "decision": d("t_model", "t_decision"), "respond": d("t_decision", "t_emitted"),
-        "end_to_end": d("t_ring", "t_emitted"),
-    }
-    service = stage["end_to_end"] - stage["queue"]
+    stage = stage_durations(recs)
+    service = sum(stage[k] for k in COMPUTE_STAGES)  # per-chunk compute, no waiting
     sr = bundle.features.sample_rate
     # decisions (captions, alerts, answers) by the chunk that decided them
     by_end = {round(int(e) / sr, 3): i for i, e in enumerate(complete["end_sample"])}
@@ -313,12 +311,19 @@ def measure(spec: RunSpec, *, import_ms: float | None = None) -> dict[str, Any]:
     first_resp_ms = float((first["t_emitted"][0] - t_start) / 1e6) if len(first) \
         else float("nan")
     notes = list(result.notes)
+    if len(complete) < MIN_CHUNKS_FOR_P99:
+        notes.append(f"only {len(complete)} chunk(s): p99 is the maximum of a few values, not a"
+                     " tail; give --seconds 30 or more for percentiles that mean something")
+    if not np.any(complete["t_capture"] != complete["t_ring"]):
+        notes.append("capture -> ring is 0: a file has no capture clock, and mixing down or"
+                     " resampling happens before the ring, outside the stage figures")
     if not rss_reset:
         notes.append("peak RSS could not be reset before the run: it is the process peak")
     if not spec.realtime:
         notes.append("--fast: the file is read as fast as possible, so end-to-end latency"
-                      " includes waiting in the decide queue; service time (end to end minus"
-                      " queue) is the per-chunk cost")
+                      " includes waiting in the ring and the decide queue; service time"
+                      " (features + model + decision + respond, no waiting) is the per-chunk"
+                      " cost and is what the verdict judges")
     thread_cpu_s = {k: round(v, 4) for k, v in summary["thread_cpu_s"].items()}
     return {
         "spec": spec.to_dict(),

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import OptionalDependencyError
-from .measure import STAGES
+from ..timing import STAGES
 from .sweep import TABLE_COLUMNS, table_rows
 
 __all__ = ["PLOT_HINT", "SCHEMA", "SCHEMA_VERSION", "environment", "require_matplotlib",
@@ -35,8 +35,9 @@ PLOT_HINT = "pip install 'aim-edge[plot]'  (matplotlib)"
 
 #: Stages drawn in the CDFs and the timeline, in pipeline order (capture -> ring is zero for
 #: file sources and left out when it is).
-_DRAWN = ("capture_to_ring", "features", "queue", "model", "decision", "respond")
-_COLORS = {"capture_to_ring": "#8c564b", "features": "#1f77b4", "queue": "#bcbd22",
+_DRAWN = ("capture_to_ring", "ring_wait", "features", "queue", "model", "decision", "respond")
+_COLORS = {"capture_to_ring": "#8c564b", "ring_wait": "#7f7f7f", "features": "#1f77b4",
+           "queue": "#bcbd22",
            "model": "#ff7f0e", "decision": "#2ca02c", "respond": "#9467bd",
            "end_to_end": "#000000"}
 
@@ -305,15 +306,15 @@ def _img(png: bytes, alt: str) -> str:
 
 
 def _stage_table(res: dict[str, Any]) -> str:
-    head = "<tr><th class=l>stage</th><th>p50</th><th>p95</th><th>p99</th><th>max</th>" \
-           "<th>n</th></tr>"
+    head = "<tr><th class=l>stage</th><th>p50 ms</th><th>p95 ms</th><th>p99 ms</th>" \
+           "<th>max ms</th><th>n</th></tr>"
     body = []
     for s in STAGES:
         p = res["stages_ms"][s]
         body.append(f"<tr><td class=l>{_e(s.replace('_', ' '))}</td>" + "".join(
             f"<td>{'-' if p[k] is None else f'{p[k]:.3f}'}</td>" for k in
             ("p50", "p95", "p99", "max")) + f"<td>{int(p['n'] or 0)}</td></tr>")
-    for name, p in (("service (e2e - queue)", res["service_ms"]),
+    for name, p in (("service (features + model + decision + respond)", res["service_ms"]),
                     ("responses (events)", res["response_latency_ms"])):
         body.append(f"<tr><td class=l>{_e(name)}</td>" + "".join(
             f"<td>{'-' if p[k] is None else f'{p[k]:.3f}'}</td>" for k in
@@ -399,10 +400,12 @@ def _html(report: dict[str, Any], images: dict[str, bytes], plot_error: str | No
             ("peak RSS", f"{res['peak_rss_mb']} MB"),
             ("dropped samples", f"{res['dropped_samples']} ({res['overflow_events']} overflow"
              f" events; ring high water {res['ring_high_water']} samples)"),
-            ("cold start", f"import {cs['import_ms']} ms, load {cs['load_ms']} ms, first chunk"
-             f" {cs['first_chunk_ms']} ms end to end, first response"
+            ("cold start", ("import n/a (--in-process), " if cs["import_ms"] is None else
+                            f"import {cs['import_ms']} ms, ")
+             + f"load {cs['load_ms']} ms, first chunk {cs['first_chunk_ms']} ms end to end,"
+             f" first response"
              f" {cs['first_response_after_start_ms']} ms after the loop started"),
-            ("events", f"{res['events']}"),
+            ("said", ", ".join(f"{n} {k}" for k, n in res["events"].items())),
             ("notes", "; ".join(res["notes"]) or "-"),
         ]))
         for key, alt in ((f"cdf_{slug}", "latency CDF per stage"),

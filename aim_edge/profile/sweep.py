@@ -123,9 +123,26 @@ def _run_worker(spec: RunSpec, timeout_s: float | None,
                     proc.wait()
         if proc.returncode != 0 or not out.is_file():
             lines = err_path.read_text(errors="replace").strip().splitlines()
-            tail = "\n".join(lines[-15:])
-            raise AimEdgeError(f"the profile worker failed (exit {proc.returncode}):\n{tail}")
+            last = lines[-1].strip() if lines else "no message"
+            raise AimEdgeError(f"the profile worker failed (exit {proc.returncode}): {last}"
+                               f" (for the traceback: aim-edge run INPUT --backend"
+                               f" {spec.backend})")
         return json.loads(out.read_text())
+
+
+def worker_timeout_s(spec: RunSpec) -> float:
+    """Seconds one worker may take before it is killed and its row marked failed: loading
+    (TensorRT engine builds included) plus the audio at real time, generously; a hung
+    execution provider must not hang the sweep."""
+    audio = spec.seconds
+    if audio is None:
+        from ..audio import wav_info
+
+        try:
+            audio = wav_info(spec.input).seconds
+        except Exception:  # the worker reports a bad file itself
+            audio = 60.0
+    return 600.0 + 3.0 * float(audio)
 
 
 def run_sweep(spec: RunSpec, rows: list[dict[str, Any]], *, load: int = 0,
@@ -136,38 +153,44 @@ def run_sweep(spec: RunSpec, rows: list[dict[str, Any]], *, load: int = 0,
     figures. ``progress(message)`` announces each configuration; ``tick(index, elapsed_s)``
     reports the running one's wall time (worker processes only)."""
     todo = [r for r in rows if r["status"] == "planned"]
-    audio = spec.seconds
-    budget = None
-    if audio is not None and spec.realtime:
-        budget = 120.0 + 3.0 * audio  # real time plus load and import, generously
+    budget = worker_timeout_s(spec)
     with CpuLoad(load) as hogs:
         for i, row in enumerate(todo, 1):
+            # execution providers are onnxruntime's; other backends run without them
+            ort = row["backend"] == "onnxruntime"
             s = RunSpec.from_dict({**spec.to_dict(), "backend": row["backend"],
-                                   "precision": row["precision"], "threads": row["threads"]})
+                                   "precision": row["precision"], "threads": row["threads"],
+                                   "providers": spec.to_dict()["providers"] if ort else None})
             if progress:
                 progress(f"[{i}/{len(todo)}] {row['backend']} {row['precision']}"
                          f" x{row['threads']} thread(s)")
-            if in_process:
-                from .measure import measure
+            try:
+                if in_process:
+                    from .measure import measure
 
-                try:
                     res = measure(s)
-                except AimEdgeError as exc:
-                    res = {"error": str(exc), "kind": type(exc).__name__}
-            else:
-                res = _run_worker(s, budget, None if tick is None else
-                                  (lambda e, i=i: tick(i, e)))
+                else:
+                    res = _run_worker(s, budget, None if tick is None else
+                                      (lambda e, i=i: tick(i, e)))
+            except Exception as exc:  # one configuration failing keeps the others' rows
+                res = {"error": str(exc), "kind": type(exc).__name__}
             if "error" in res:
                 row.update(status="failed", message=f"{res['kind']}: {res['error']}")
             else:
+                if spec.providers and not ort:
+                    res.setdefault("notes", []).append(
+                        f"--providers {','.join(spec.providers)} is for onnxruntime only;"
+                        f" {row['backend']} ran on its own CPU kernels")
                 row.update(status="measured", result=res)
     return {"processes": load, "pids": hogs.pids, "cpu_s": hogs.cpu_s}
 
 
 def verdict(rows: list[dict[str, Any]], budget_ms: float) -> dict[str, Any]:
     """PASS when every measured row's end-to-end p99 is within ``budget_ms`` and (with real-time
-    pacing) no sample was dropped. With ``--fast`` the per-chunk service time (end to end minus
-    the wait in the decide queue) is judged instead, since the file reader queues chunks.
+    pacing) no sample was dropped. With ``--fast`` the per-chunk service time (features + model
+    + decision + respond, no waiting) is judged instead, since the file reader queues chunks.
+    A configuration that failed while measured (not one that is absent or not installed) makes
+    it FAIL; NONE when nothing was measured.
     """
     measured = [r for r in rows if r["status"] == "measured"]
     reasons = []
@@ -190,6 +213,9 @@ def verdict(rows: list[dict[str, Any]], budget_ms: float) -> dict[str, Any]:
         return {"result": "NONE", "budget_ms": budget_ms, "reasons":
                 ["no configuration could be measured"] + [f"{_label(r)}: {r['message']}"
                                                           for r in rows]}
+    # a configuration that was planned but crashed is a failure, not a missing option
+    reasons += [f"{_label(r)}: failed: {r['message']}" for r in rows
+                if r["status"] == "failed"]
     return {"result": "FAIL" if reasons else "PASS", "budget_ms": budget_ms,
             "reasons": reasons}
 
