@@ -212,6 +212,55 @@ def _print_bundle(path: str | Path | None, out: TextIO) -> None:
     for fname, fmt, prec in b.missing:
         print(f"    {fname:<32} {fmt:<6} {prec:<12} listed in the manifest, file removed",
               file=out)
+    for prec in sorted({a.precision for a in b.artifacts if a.precision in PRECISION_NOTES}):
+        print(f"    ({prec}: {PRECISION_NOTES[prec]})", file=out)
+    _print_parity(m, b, out)
+
+
+#: What each artifact precision means for a deployer (``aim-edge info``).
+PRECISION_NOTES = {
+    "int8-dynamic": "INT8 weights, float32 activations quantized on the fly by CPU kernels;"
+                    " not a full-integer model, so integer-only NPU/DSP delegates will not"
+                    " take it",
+    "int8-static": "INT8 weights and activations (QDQ, calibrated): for TensorRT and NPUs",
+    "fp16": "float16 weights; for GPUs (TensorRT, CUDA)",
+}
+
+
+def _print_parity(m: dict[str, Any], b: Any, out: Any) -> None:
+    """The export's parity gate and each artifact's figures against it."""
+    gate = m.get("parity_gate") or {}
+    measured = [a for a in b.artifacts if a.parity and "decision_agreement" in a.parity]
+    if not measured:
+        return
+    bars = gate.get("bars") or {}
+    where = (f"{gate['streams']} {gate.get('data', 'held-out streams')}, {gate['chunks']}"
+             " chunks" if "streams" in gate and "chunks" in gate else "held-out streams")
+    print(f"  parity           against {gate.get('reference', 'the fp32 model')}, {where}",
+          file=out)
+    if bars:
+        names = {"decision_agreement": "decision agreement >= {:g}",
+                 "cer_delta_points": "CER delta <= {:g} points",
+                 "proactive_f1_delta": "proactive F1 delta <= {:g}"}
+        print("                   export gate: " + ", ".join(
+            names.get(k, k + " {:g}").format(v) for k, v in bars.items()), file=out)
+    for a in measured:
+        p = {k: v for k, v in a.parity.items()  # figures only: None = not computed
+             if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        parts = [f"decisions {100 * p['decision_agreement']:.2f} %"]
+        if "event_agreement" in p:
+            parts.append(f"events {100 * p['event_agreement']:.2f} %")
+        if "ctc_argmax_agreement" in p:
+            parts.append(f"CTC argmax {100 * p['ctc_argmax_agreement']:.2f} %")
+        if "cer" in p and "cer_reference" in p:
+            parts.append(f"CER {100 * p['cer']:.1f} % (reference {100 * p['cer_reference']:.1f}"
+                         f" %, {p.get('cer_delta_points', 0.0):+.2f} points)")
+        if "proactive_f1_delta" in p:
+            parts.append(f"proactive F1 delta {p['proactive_f1_delta']:+.3f}")
+        logits = [v for k, v in p.items() if k.startswith("max_abs_")]
+        if logits:
+            parts.append(f"max |output diff| {max(logits):.2f}")
+        print(f"    {a.file:<32} " + ", ".join(parts), file=out)
 
 
 def _cmd_info(args: argparse.Namespace) -> int:

@@ -579,10 +579,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "calibrated thresholds; every artifact parity-gated against the fp32 torch reference.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="""examples:
-  # the shipped default bundle (what `make bundle` runs)
-  python -m export.bundle --checkpoint export/checkpoints/student-v0.3.npz \\
+  # the shipped default bundle (`make bundle` runs this, then export.confirm, export.rearm
+  # and export.caption_gate on the dev2 scenes; the Makefile has the exact commands)
+  python -m export.bundle --checkpoint export/checkpoints/student-v0.8.npz \\
       --out aim_edge/models/default --formats onnx-int8,tflite-int8 \\
-      --calibrate-on DATA/dev-full.npz --test-on DATA/test.npz --parity-data DATA/test.npz
+      --provenance export/checkpoints/student-v0.8.provenance.json \\
+      --calibrate-on DATA/dev2.npz --target-fa-per-hour 1 --speak-target-fa-per-hour 4 \\
+      --test-on DATA/test.npz --parity-data DATA/test.npz --parity-chunks 12000 \\
+      --max-f1-delta 0.015
   # every format, static INT8 calibrated on dev streams
   python -m export.bundle --checkpoint CKPT --out out/all --formats onnx-fp32,onnx-fp16,\\
 onnx-int8,onnx-int8-static,tflite-fp32,tflite-int8 --calibration-data DATA/dev.npz ...
@@ -653,7 +657,7 @@ TFLite formats need `make tflite-env`; instruction-minilm needs `make minilm-env
     parser.add_argument("--name", help="bundle name (default: from the checkpoint)")
     parser.add_argument("--provenance", metavar="JSON", type=Path,
                         help="JSON object merged into manifest provenance (training data, "
-                        "teacher, licences; e.g. export/checkpoints/student-v0.3.provenance.json)")
+                        "teacher, licences; e.g. export/checkpoints/student-v0.8.provenance.json)")
     parser.add_argument("--tflite-python", metavar="PYTHON", type=Path, default=None,
                         help="Python of the litert-torch environment (default "
                         ".venv-tflite/bin/python or $AIM_EDGE_TFLITE_PYTHON)")

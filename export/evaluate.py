@@ -91,7 +91,7 @@ def evaluate(model: AimModel, streams, thresholds: dict) -> dict[str, object]:
 
 EPILOG = """examples:
   python -m export.evaluate --checkpoint ckpt/best.pt --data pack/test.npz \\
-      --calibrate-on pack/dev-full.npz --json eval.json --plot eval.png
+      --calibrate-on pack/dev2.npz --json eval.json --plot eval.png
   python -m export.plots evaluation old.json eval.json --out compare.png   # two models
 
 Without --calibrate-on every threshold is 0.5 (useful for a quick look, not for a report).

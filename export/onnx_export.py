@@ -188,3 +188,16 @@ def quantize_int8_static(src: str | Path, dst: str | Path, samples: list[dict[st
     _restamp(src, dst, {"aim_edge.precision": "int8-static",
                         "aim_edge.calibration_samples": len(samples)})
     return dst
+
+
+if __name__ == "__main__":
+    import sys
+
+    print("export.onnx_export is a library, not a command: the ONNX artifacts (fp32, fp16,\n"
+          "int8 dynamic, int8 static QDQ) are written, parity-gated and put in a bundle by\n"
+          "  python -m export.bundle --checkpoint CKPT --out DIR"
+          " --formats onnx-fp32,onnx-int8,...\n"
+          "(python -m export.bundle --help for every option; python -m export for the rest).",
+          file=sys.stderr if len(sys.argv) > 1 and sys.argv[1] not in ("-h", "--help")
+          else sys.stdout)
+    sys.exit(0 if len(sys.argv) == 1 or sys.argv[1] in ("-h", "--help") else 2)

@@ -170,15 +170,27 @@ def read_tflite_metadata(path: str | Path) -> dict[str, Any] | None:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m export.tflite",
-        description="Convert an AIM checkpoint's streaming step to TFLite (litert-torch). Run "
-        "it in the TFLite environment (make tflite-env; .venv-tflite/bin/python).",
-        epilog="example: .venv-tflite/bin/python -m export.tflite --weights "
-        "export/checkpoints/student-v0.3.npz --out out/tflite --precisions fp32,int8")
+        description="""\
+Convert an AIM checkpoint's streaming step to TFLite (litert-torch). Run it in the TFLite
+environment (make tflite-env; .venv-tflite/bin/python).
+
+int8 is dynamic-range quantization (ai-edge-quantizer dynamic_wi8_afp32): INT8 weights per
+channel, float32 activations (CPU hybrid kernels quantize them on the fly). Not a full-integer
+model: an integer-only NPU or DSP delegate will not take it. Full-integer static INT8 broke
+the model's decisions when measured (../shared/DESIGN.md) and is not offered.""",
+        epilog="""\
+example:
+  .venv-tflite/bin/python -m export.tflite --weights export/checkpoints/student-v0.8.npz \\
+      --out out/tflite --precisions fp32,int8
+python -m export.bundle --formats ...,tflite-int8 runs this for you and gates the result on
+parity with fp32 torch.""",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", type=Path, required=True,
                    help="weights .npz written by export.bundle.save_weights_npz (pickle-free)")
     p.add_argument("--out", type=Path, required=True, help="folder for the .tflite files")
     p.add_argument("--precisions", default="fp32,int8",
-                   help=f"comma separated subset of {','.join(PRECISIONS)}")
+                   help=f"comma separated subset of {','.join(PRECISIONS)} (default: both;"
+                   " int8 = INT8 weights, float activations)")
     args = p.parse_args(argv)
     if not args.weights.is_file():
         print(f"export.tflite: weights not found: {args.weights}", file=sys.stderr)

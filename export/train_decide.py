@@ -1,7 +1,7 @@
 """Retrain the decide head (speak-now, intent, events) on a frozen encoder.
 
     python -m export.train_decide --init ckpt/best.pt --config export/configs/decide_cpu.json \\
-        --data P/train.npz P/train5.npz --dev P/dev-full.npz --out ckpt/decide --minutes 40
+        --data P/train.npz P/train5.npz --dev P/dev2.npz --out ckpt/decide --minutes 40
 
 Why: on this 2-core machine a full training step (encoder forward and backward over 12 crops of
 7.7 s) takes ~1.7 s, so an hour buys ~2000 steps -- about three passes of the decide head over
@@ -222,8 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "the crops per second of python -m export.train on a CPU. Captions and keyword spotting "
         "(encoder + CTC head) stay exactly as in --init.",
         epilog="example: python -m export.train_decide --init export/checkpoints/"
-        "student-v0.3.npz --config export/configs/decide_cpu.json --data P/train.npz "
-        "--dev P/dev-full.npz --out ckpt/decide --minutes 40",
+        "student-v0.8.npz --config export/configs/decide_cpu.json --data P/train.npz "
+        "--dev P/dev2.npz --out ckpt/decide --minutes 40",
     )
     p.add_argument("--init", type=Path, required=True, metavar="CKPT",
                    help="trained checkpoint (.pt or .npz) whose encoder is kept")

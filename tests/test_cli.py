@@ -80,6 +80,25 @@ def test_info_shows_the_bundles_caption_gate(capsys):
         assert len(lines) == 1 and f"< {gate:g} (chosen on dev2)" in lines[0]
 
 
+def test_info_shows_each_artifacts_parity_against_the_gate(capsys):
+    from aim_edge import bundles
+    from aim_edge.bundle import load_bundle
+
+    b = load_bundle(bundles.default_bundle_path())
+    gate = b.manifest["parity_gate"]
+    assert cli.main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert f"{gate['streams']} labelled held-out streams, {gate['chunks']} chunks" in out
+    assert f"proactive F1 delta <= {gate['bars']['proactive_f1_delta']:g}" in out
+    for a in b.artifacts:
+        line = next(ln for ln in out.splitlines()
+                    if ln.strip().startswith(a.file) and "decisions" in ln)
+        assert f"decisions {100 * a.parity['decision_agreement']:.2f} %" in line
+        assert f"CER {100 * a.parity['cer']:.1f} %" in line
+    if any(a.precision == "int8-dynamic" for a in b.artifacts):  # what an NPU deployer needs
+        assert "not a full-integer model" in out
+
+
 def test_info_shows_which_labels_wait_for_a_confirming_chunk(capsys):
     from aim_edge import bundles
     from aim_edge.bundle import load_bundle

@@ -31,8 +31,9 @@ verdict and exit status:
   the report says so (use --seconds 30 or more).
   exit 0 PASS, 3 FAIL (over budget, drops, or a configuration that crashed: usable in CI),
   1 nothing could be measured or an error, 2 bad usage, 143 terminated (SIGTERM; the worker
-  and CPU-hog processes are stopped first). A requested backend that is not installed, or a precision the bundle
-  does not list, is a row that says so (with the install hint); it does not fail the verdict.
+  and CPU-hog processes are stopped first). A requested backend that is not installed, or a
+  precision the bundle does not list, is a row that says so (with the install hint); it does
+  not fail the verdict.
 
 report (--report DIR):
   report.json   every figure and the per-chunk stage durations (schema aim-edge-profile v1)
