@@ -179,3 +179,25 @@ def test_proactive_says_what_raised_each_false_alert():
     assert p["false_alerts_by_source"] == {"alert/safety/siren": 1,
                                            "alert/kws/keyword:dinner": 1,
                                            "answer/answer/model": 1}
+
+
+def test_policy_grid_scores_each_setting_and_refuses_unknown_fields(tmp_path, capsys):
+    from benchmarks.eval.policy_grid import main as grid_main
+
+    _tiny_split(tmp_path / "data")
+    out = tmp_path / "grid.json"
+    rc = grid_main(["--scenes", str(tmp_path / "data"), "--grid", "keyword_settle_s=0,0.16",
+                    "--set", "wake_inside=false", "--json", str(out)])
+    assert rc == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["policy"] for r in rows] == [
+        {"wake_inside": False, "keyword_settle_s": 0.0},
+        {"wake_inside": False, "keyword_settle_s": 0.16}]
+    for r in rows:
+        assert r["scenes"] == 1 and r["windows"] == 1
+        assert r["on_time"] + r["late"] + r["missed"] == 1
+    text = capsys.readouterr().out
+    assert "keyword_settle_s=0.16" in text and "false alerts by source" in text
+    with pytest.raises(SystemExit) as exc:
+        grid_main(["--scenes", str(tmp_path / "data"), "--grid", "no_such_field=1"])
+    assert exc.value.code == 2 and "no_such_field" in capsys.readouterr().err

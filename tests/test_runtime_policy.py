@@ -1155,3 +1155,30 @@ def test_the_name_drafted_without_its_first_letter_before_a_question_word():
     assert find("glina im is it late") is None  # only before a wh-word
     # without question words the rule is off
     assert find_wake_phrase("glina im what's tel", tolerance=0.25) is None
+
+
+def _keyword_alerts_for(runtime_fake_bundle, draft, keyword, **policy):
+    script = spelled_from(spell(draft), 3)
+    engine = make_engine(runtime_fake_bundle, script, policy=policy or None)
+    _, events = run_chunks(engine, 20, instruction=f"tell me when someone says {keyword}")
+    return alerts(events, f"keyword:{keyword}")
+
+
+def test_a_keyword_is_a_whole_word_not_the_start_of_a_longer_one(runtime_fake_bundle):
+    # the draft's "bus" is complete for one chunk before "iness" follows: neither the
+    # caption match nor the spotter may take the prefix for the word
+    assert _keyword_alerts_for(runtime_fake_bundle, "the business is closed", "bus") == []
+    # before keyword_settle_s the prefix alerted (the behaviour this replaced)
+    old = _keyword_alerts_for(runtime_fake_bundle, "the business is closed", "bus",
+                              keyword_settle_s=0)
+    assert len(old) == 1
+
+
+def test_a_keyword_alerts_once_the_next_word_starts_or_the_draft_pauses(runtime_fake_bundle):
+    kw = _keyword_alerts_for(runtime_fake_bundle, "the bus is late", "bus")
+    assert len(kw) == 1 and kw[0]["start_s"] == pytest.approx(3 * 0.16)
+    # "the bus" = 7 frames: chunks 3-4; the space after it comes in chunk 5 at the latest
+    assert kw[0]["t"] <= chunk_end_s(5) + 1e-6
+    # the last word of an utterance: alerted after the pause, within a chunk or two
+    kw = _keyword_alerts_for(runtime_fake_bundle, "we take the bus", "bus")
+    assert len(kw) == 1 and chunk_end_s(6) < kw[0]["t"] <= chunk_end_s(8) + 1e-6
