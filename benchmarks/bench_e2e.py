@@ -253,7 +253,7 @@ def _ours(path: str, model: str | None, seconds: float) -> dict[str, Any]:
     threads = dict(res["cpu_s"]["loop_threads"])
     return {"stage_values": stage, "audio_s": res["audio_s"], "wall_s": res["wall_s"],
             "cpu_s": res["cpu_s"]["process_run"], "thread_cpu_s": threads,
-            "dropped_samples": res["dropped_samples"], "chunks": res["chunks"],
+            "dropped_samples": res["dropped_samples"], "chunks": res["chunks_measured"],
             "load_ms": res["cold_start"]["load_ms"], "artifact": res["artifact"]["file"]}
 
 

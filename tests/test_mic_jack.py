@@ -379,3 +379,33 @@ def test_killed_servers_do_not_use_up_the_jack_registry():
             server.kill()
     taken = {pid for pid, _ in registry_slots()}
     assert not taken & set(pids), registry_slots()
+
+
+def test_profile_on_a_live_microphone_measures_capture_to_ring(jack_server, tmp_path, capsys):
+    dev = _jack_device()
+    rc = cli.main(["profile", "--device", str(dev.index), "--seconds", "2", "--in-process",
+                   "--report", str(tmp_path / "prof"), "--no-plots"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    report = json.loads((tmp_path / "prof" / "report.json").read_text())
+    res = report["rows"][0]["result"]
+    cap = res["capture"]
+    assert cap["device"].startswith("microphone: ") and cap["callbacks"] > 50  # 2 s / 20 ms
+    assert cap["dropped_samples"] == 0 and res["dropped_samples"] == 0
+    c2r = res["stages_ms"]["capture_to_ring"]
+    # ADC timestamp -> decoding ring: more than nothing, far less than the budget
+    assert c2r["n"] >= 10 and 0.0 < c2r["p50"] < 100.0
+    assert not any("capture -> ring is 0" in n for n in res["notes"])
+    assert "capture to ring" in out.replace("capture_to_ring", "capture to ring")
+    assert "PortAudio input overflows" in out
+
+
+def test_profile_device_usage_errors(jack_server, capsys):
+    for argv, needle in ((["--device", "0"], "give --seconds"),
+                         (["--device", "0", "--seconds", "1", "--fast"], "drop --fast"),
+                         (["x.wav", "--device", "0", "--seconds", "1"], "not both")):
+        assert cli.main(["profile", *argv]) == 2
+        assert needle in capsys.readouterr().err
+    rc = cli.main(["profile", "--device", "no-such-mic", "--seconds", "1", "--in-process"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "no-such-mic" in err

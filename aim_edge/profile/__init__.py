@@ -31,12 +31,15 @@ def profile(input: str | Path, *, model: str | Path | None = None,
             threads: Sequence[int] = (1,), realtime: bool = True, seconds: float | None = None,
             load: int = 0, budget_ms: float = 200.0, instruction: str | None = None,
             providers: Sequence[str] | None = None, in_process: bool = False,
+            device: str | None = None,
             progress: Callable[[str], None] | None = None,
             tick: Callable[[int, float], None] | None = None) -> dict[str, Any]:
     """Run a sweep and return the report dict (see :mod:`.report` for the files).
 
     ``precisions`` None = every precision the bundle lists per backend format. ``seconds``:
-    audio per configuration (the input is repeated or cut; None = the input once).
+    audio per configuration (the input is repeated or cut; None = the input once). ``device``:
+    a live microphone instead of ``input`` (index, part of its name or ``"default"``; needs
+    ``seconds``, real time).
     ``progress(message)`` / ``tick(index, elapsed_s)``: see :func:`.sweep.run_sweep`.
     """
     from ..errors import ConfigError
@@ -46,14 +49,29 @@ def profile(input: str | Path, *, model: str | Path | None = None,
         raise ConfigError(f"budget_ms = {budget_ms!r} is invalid: expected milliseconds > 0")
     spec = RunSpec(input=str(input), model=str(model) if model is not None else None,
                    realtime=realtime, seconds=seconds, instruction=instruction,
-                   providers=tuple(providers) if providers else None)
+                   providers=tuple(providers) if providers else None, device=device)
     spec.validate()
     for n in threads:
         RunSpec(input=spec.input, threads=n).validate()
     from .measure import LoopedWavSource
 
-    src = LoopedWavSource(spec.input, seconds)  # a bad file fails before anything runs
-    audio_s = seconds if seconds is not None else src.info.seconds
+    if device is None:
+        src = LoopedWavSource(spec.input, seconds)  # a bad file fails before anything runs
+        audio_s = seconds if seconds is not None else src.info.seconds
+    else:  # a bad device fails before anything runs, with the device list
+        from ..capture.devices import (
+            host_api_names,
+            list_input_devices,
+            require_sounddevice,
+            select_device,
+        )
+
+        require_sounddevice()
+        devices = list_input_devices()
+        select_device(devices, None if device == "default" else
+                      int(device) if device.isdigit() else device, None,
+                      () if devices else host_api_names())
+        audio_s = float(seconds or 0.0)
     bundle, rows = plan(model, backends, precisions, threads)
     load_info = run_sweep(spec, rows, load=load, in_process=in_process, progress=progress,
                           tick=tick)
@@ -62,7 +80,8 @@ def profile(input: str | Path, *, model: str | Path | None = None,
         "schema": SCHEMA, "schema_version": SCHEMA_VERSION,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "environment": environment(),
-        "run": {"input": str(input), "audio_s": round(float(audio_s), 3),
+        "run": {"input": f"microphone {device}" if device is not None else str(input),
+                "audio_s": round(float(audio_s), 3),
                 "realtime": realtime, "instruction": instruction,
                 "backends": list(backends), "precisions": list(precisions or []),
                 "threads": list(threads), "isolated_processes": not in_process},

@@ -46,6 +46,7 @@ examples:
   aim-edge profile scene.wav --seconds 30 --load 1   30 s beside one CPU-hog process
   aim-edge profile scene.wav --precisions fp32 int8-dynamic --threads 1 2 --report out/prof
   aim-edge profile scene.wav --backends onnxruntime litert --fast --budget-ms 50
+  aim-edge profile --device USB --seconds 30        a live microphone: capture -> ring too
 """
 
 
@@ -95,6 +96,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="instruction active from the first chunk")
     p.add_argument("--providers", default=None, metavar="LIST",
                    help="onnxruntime execution providers, e.g. tensorrt,cuda (Jetson / GPU)")
+    p.add_argument("--device", metavar="DEV", default=None,
+                   help="profile a live microphone instead of INPUT: an index or part of the"
+                        " name from `aim-edge devices`, or 'default'; needs --seconds. Capture"
+                        " -> ring then measures the PortAudio callback to the decoding ring"
+                        " (mix-down and resampling included)")
     p.add_argument("--in-process", action="store_true",
                    help="run every configuration in this process (faster; cold start and"
                         " peak RSS then mix configurations)")
@@ -185,7 +191,18 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from .report import PLOT_HINT, write_report
 
     out = sys.stdout
-    path = _input_path(args)
+    if args.device is not None:
+        from ..cli import UsageError
+
+        if args.input is not None:
+            raise UsageError(f"give INPUT ({args.input}) or --device {args.device}, not both")
+        if args.seconds is None:
+            raise UsageError(f"--device {args.device}: give --seconds S, how long to listen"
+                             " per configuration")
+        if not args.realtime:
+            raise UsageError(f"--device {args.device}: a microphone runs in real time; drop"
+                             " --fast")
+    path = _input_path(args) if args.device is None else f"microphone {args.device}"
     if args.report:  # before the sweep: a report that cannot be written would lose it
         report_dir = Path(args.report)
         try:
@@ -216,6 +233,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
                          realtime=args.realtime, seconds=args.seconds, load=args.load,
                          budget_ms=args.budget_ms, instruction=args.instruction,
                          providers=providers, in_process=args.in_process,
+                         device=args.device,
                          progress=bar.message, tick=bar.tick)
     except _Terminated:
         print("aim-edge profile: terminated (SIGTERM); the worker and CPU-hog processes were"
@@ -258,10 +276,16 @@ def print_report(report: dict[str, Any], out: Any) -> None:
         st = res["stages_ms"]
         print(f"\n{r['backend']} {r['precision']} x{r['threads']}: {res['chunks']} chunks,"
               f" {res['audio_s']:.1f} s audio in {res['wall_s']:.1f} s", file=out)
+        cap = res.get("capture")
+        stages = ("ring_wait", "features", "queue", "model", "decision", "respond")
         print("  per stage p50/p99 ms: " + ", ".join(
             f"{k.replace('_', ' ')} {st[k]['p50']:.2f}/{st[k]['p99']:.2f}" for k in
-            ("ring_wait", "features", "queue", "model", "decision", "respond")
-            if st[k]["n"]), file=out)
+            (("capture_to_ring", *stages) if cap else stages) if st[k]["n"]), file=out)
+        if cap:
+            print(f"  {cap['device']}: {cap['callbacks']} callbacks, {cap['input_overflows']}"
+                  f" PortAudio input overflows, {cap['dropped_samples']} samples dropped at"
+                  f" the capture ring, longest gap between callbacks {cap['max_gap_ms']} ms",
+                  file=out)
         sv = res["service_ms"]
         if sv["n"]:
             print(f"  service (compute, no waiting) p50/p99 ms: {sv['p50']:.2f}/{sv['p99']:.2f}"

@@ -52,6 +52,10 @@ class RunSpec:
     seconds : audio to play; the input is repeated or cut to this length (None: once, whole).
     instruction : initial instruction text.
     providers : onnxruntime execution providers (None: CPU).
+    device : a live microphone instead of ``input`` (an index, part of its name, or
+        ``"default"``; None = play ``input``): needs ``seconds`` and real-time pacing. Capture
+        -> ring is then the time from the PortAudio callback that delivered the samples to
+        their entering the decoding ring (mixing down and resampling included).
     """
 
     input: str
@@ -63,8 +67,14 @@ class RunSpec:
     seconds: float | None = None
     instruction: str | None = None
     providers: tuple[str, ...] | None = None
+    device: str | None = None
 
     def validate(self) -> None:
+        if self.device is not None:
+            if self.seconds is None:
+                raise ConfigError("a microphone (device) needs seconds: how long to listen")
+            if not self.realtime:
+                raise ConfigError("a microphone runs in real time: drop --fast with --device")
         if self.seconds is not None and not (
                 isinstance(self.seconds, (int, float)) and 0 < self.seconds <= 24 * 3600):
             raise ConfigError(f"seconds = {self.seconds!r} is invalid: expected a number of"
@@ -225,6 +235,26 @@ def _pct(values: np.ndarray) -> dict[str, float | None]:
     return {k: _r(v) for k, v in percentiles(values).items()}
 
 
+def _microphone(device: str, seconds: float | None, model_rate: int) -> Any:
+    """The live input of ``--device``: a :class:`~aim_edge.capture.source.MicSource`."""
+    from ..capture.devices import require_sounddevice
+    from ..capture.source import MicSource
+
+    require_sounddevice()  # the install hint first
+    choice: int | str | None = (None if device == "default" else
+                                int(device) if device.isdigit() else device)
+    return MicSource(choice, duration_s=seconds, model_rate=model_rate)
+
+
+def _capture_figures(source: Any) -> dict[str, Any] | None:
+    """A microphone's capture counters for the report (None for a file)."""
+    if not hasattr(source, "settings") or not hasattr(source, "stats"):
+        return None
+    figures = source.stats().to_dict()
+    figures["device"] = f"microphone: {source.describe()}"
+    return figures
+
+
 def measure(spec: RunSpec, *, import_ms: float | None = None) -> dict[str, Any]:
     """Profile one configuration in this process; returns the JSON-able result.
 
@@ -235,7 +265,8 @@ def measure(spec: RunSpec, *, import_ms: float | None = None) -> dict[str, Any]:
     from ..engine import Engine
     from ..loop import Loop, LoopConfig
 
-    source = LoopedWavSource(spec.input, spec.seconds)  # checks the file before loading
+    source: Any = (None if spec.device is not None else
+                   LoopedWavSource(spec.input, spec.seconds))  # checks the file before loading
     rss_reset = _reset_peak_rss()
     tasks_before_load = set(thread_cpu())
     cpu0 = _process_cpu_s()
@@ -247,6 +278,8 @@ def measure(spec: RunSpec, *, import_ms: float | None = None) -> dict[str, Any]:
     load_cpu_s = _process_cpu_s() - cpu0
     with engine:
         bundle = engine.bundle
+        if spec.device is not None:
+            source = _microphone(spec.device, spec.seconds, engine.sample_rate)
         fmt = "onnx" if engine.backend.name == "onnxruntime" else "tflite"
         try:
             art = bundle.artifact(format=fmt, precision=spec.precision)
@@ -265,6 +298,7 @@ def measure(spec: RunSpec, *, import_ms: float | None = None) -> dict[str, Any]:
         cpu_run = _process_cpu_s() - cpu_run0
         tasks1 = thread_cpu()
         recs = loop.stream.timings.to_numpy()
+        capture = _capture_figures(source)
         result = loop.stream.get_result()
         description = engine.backend.description
     loop_tids = {t.native_id for t in loop._threads}
@@ -291,7 +325,11 @@ def measure(spec: RunSpec, *, import_ms: float | None = None) -> dict[str, Any]:
             f" {bundle.chunk_seconds * 1000:.0f} ms: profile a longer file or give --seconds"
             " (the input is repeated)")
 
-    stage = stage_durations(recs)
+    span = complete["end_sample"] - complete["start_sample"]
+    flushed = len(complete) > 1 and span[-1] < span[:-1].max()
+    if flushed:  # the last chunk, padded when the input ended: it waited for the end of the
+        complete = complete[:-1]  # input (a microphone closing), which is not latency
+    stage = stage_durations(complete)
     service = sum(stage[k] for k in COMPUTE_STAGES)  # per-chunk compute, no waiting
     sr = bundle.features.sample_rate
     # decisions (captions, alerts, answers) by the chunk that decided them
@@ -311,10 +349,13 @@ def measure(spec: RunSpec, *, import_ms: float | None = None) -> dict[str, Any]:
     first_resp_ms = float((first["t_emitted"][0] - t_start) / 1e6) if len(first) \
         else float("nan")
     notes = list(result.notes)
+    if flushed:
+        notes.append("the last chunk, padded at the end of the input, is left out of the"
+                     " latency figures: it waits for the input to end, which is not latency")
     if len(complete) < MIN_CHUNKS_FOR_P99:
         notes.append(f"only {len(complete)} chunk(s): p99 is the maximum of a few values, not a"
                      " tail; give --seconds 30 or more for percentiles that mean something")
-    if not np.any(complete["t_capture"] != complete["t_ring"]):
+    if capture is None and not np.any(complete["t_capture"] != complete["t_ring"]):
         notes.append("capture -> ring is 0: a file has no capture clock, and mixing down or"
                      " resampling happens before the ring, outside the stage figures")
     if not rss_reset:
@@ -334,9 +375,12 @@ def measure(spec: RunSpec, *, import_ms: float | None = None) -> dict[str, Any]:
         "audio_s": round(audio_s, 3),
         "wall_s": round(wall_s, 3),
         "chunks": int(summary["chunks"]),
+        "chunks_measured": int(len(complete)),
         "chunk_ms": bundle.chunk_seconds * 1000.0,
         "algorithmic_latency_ms": bundle.algorithmic_latency_ms,
-        "repeats": source.repeats,
+        "repeats": getattr(source, "repeats", None),
+        "input": capture["device"] if capture else spec.input,
+        "capture": capture,
         "stages_ms": {k: _pct(v) for k, v in stage.items()},
         "service_ms": _pct(service),
         "response_latency_ms": _pct(lat_events),

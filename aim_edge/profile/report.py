@@ -406,6 +406,11 @@ def _html(report: dict[str, Any], images: dict[str, bytes], plot_error: str | No
              f" first response"
              f" {cs['first_response_after_start_ms']} ms after the loop started"),
             ("said", ", ".join(f"{n} {k}" for k, n in res["events"].items())),
+            *([("microphone", f"{res['capture']['device']}; {res['capture']['callbacks']}"
+                f" callbacks, {res['capture']['input_overflows']} input overflows,"
+                f" {res['capture']['dropped_samples']} samples dropped at the capture ring,"
+                f" longest gap {res['capture']['max_gap_ms']} ms")]
+              if res.get("capture") else []),
             ("notes", "; ".join(res["notes"]) or "-"),
         ]))
         for key, alt in ((f"cdf_{slug}", "latency CDF per stage"),

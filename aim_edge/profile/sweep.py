@@ -206,6 +206,11 @@ def verdict(rows: list[dict[str, Any]], budget_ms: float) -> dict[str, Any]:
             why.append(f"{key} p99 {p99} ms > budget {budget_ms:g} ms")
         if res["realtime"] and res["dropped_samples"]:
             why.append(f"{res['dropped_samples']} samples dropped")
+        cap = res.get("capture") or {}
+        if cap.get("dropped_samples") or cap.get("input_overflows"):
+            why.append(f"microphone: {cap.get('dropped_samples', 0)} samples dropped at the"
+                       f" capture ring, {cap.get('input_overflows', 0)} PortAudio input"
+                       " overflows")
         r["pass"] = not why
         if why:
             reasons.append(f"{_label(r)}: " + "; ".join(why))
