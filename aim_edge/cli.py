@@ -511,6 +511,8 @@ _POLICY_FIELDS = {
     "caption_confidence": "drop captions of letters written over a sound below this mean"
                           " posterior (0 keeps them)",
     "spoken_instructions": "let 'hey aim, <instruction>' replace the instruction",
+    "wake_alone_s": "a wake phrase said alone, then a pause, addresses the speech checked"
+                    " within this many seconds after it (0 = off)",
     "keyword_settle_s": "a watched keyword alerts once the next word started or the draft"
                         " paused this long: a whole word, not the start of a longer one",
     "kws_threshold": "keyword spotter's letter posterior (0 = spotter off)",

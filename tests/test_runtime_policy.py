@@ -1182,3 +1182,24 @@ def test_a_keyword_alerts_once_the_next_word_starts_or_the_draft_pauses(runtime_
     # the last word of an utterance: alerted after the pause, within a chunk or two
     kw = _keyword_alerts_for(runtime_fake_bundle, "we take the bus", "bus")
     assert len(kw) == 1 and chunk_end_s(6) < kw[0]["t"] <= chunk_end_s(8) + 1e-6
+
+
+def test_a_wake_phrase_said_alone_addresses_the_speech_after_the_pause(runtime_fake_bundle):
+    # "Okay aim," then 13 blank frames (0.52 s: the name is checked alone, nothing to do),
+    # then the question, which carries no wake phrase of its own; speak-now confirms it
+    frames = spell("okay ar") + [None] * 13 + spell(" what time is it")
+
+    def answers(**policy):
+        script = spelled_from(frames, 2, speak=0.95)
+        with make_engine(runtime_fake_bundle, script, policy=policy or None) as engine:
+            _, events = run_chunks(engine, 40)
+        return [(a["question"], a["source"]) for a in events if a["type"] == "answer"]
+
+    assert answers() == [("what time is it", "wake_phrase")]
+    assert answers(wake_alone_s=0) == []  # the behaviour this replaced
+    # too long after the name, the speech is not addressed any more
+    late = spell("okay ar") + [None] * 138 + spell(" what time is it")  # 5.5 s later
+    script = spelled_from(late, 2, speak=0.95)
+    with make_engine(runtime_fake_bundle, script) as engine:
+        _, events = run_chunks(engine, 70)
+    assert [e for e in events if e["type"] == "answer"] == []
