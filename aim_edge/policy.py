@@ -220,7 +220,11 @@ class PolicyConfig(_Config):
         addresses nothing). People pause after the name; the draft then checks "okay ar" on
         its own and the question after it, without a wake phrase, was never answered. Dev2
         (2 h): questions answered on time 208 -> 210 of 242, false alerts 33 -> 33; dev and
-        the look-alike dev scenes unchanged; 4 and 6 s gave the same counts.
+        the look-alike dev scenes unchanged; 4 and 6 s gave the same counts. Only the very
+        next stretch counts (any other speech checked in between ends the window), and the
+        window runs to when that stretch is checked at its pause, so a question longer than
+        the window after the wake phrase is not taken (with a second pass, which checks the
+        whole utterance, the rule is not used).
     caption_confidence : float
         A final caption whose letters came while a sound was active (a label at or above its
         alert threshold) and whose letters' mean posterior
@@ -241,7 +245,9 @@ class PolicyConfig(_Config):
         first chunk the letters are there). Dev2 (2 h): responses on time 328 -> 329 of 462,
         false alerts 36 -> 33 (two spotted 'lunch' 0.03-0.05 s before the word had ended,
         a 'dinner' and a 'package' inside longer words); dev and the look-alike dev scenes
-        unchanged; 0.08-0.24 s gave the same counts.
+        unchanged; 0.08-0.24 s gave the same counts. The end of an utterance (too long, end
+        of input) ends its last word too; a new instruction drops the hits it no longer
+        watches.
     kws_threshold : float
         Letter-posterior mean at which the CTC keyword spotter fires a watched keyword
         (0 = spotter off, captions only); see ``benchmarks/results/kws.json`` for the trade-off.
@@ -592,6 +598,9 @@ class DecisionPolicy:
     def set_meaning(self, meaning: InstructionMeaning) -> None:
         self.meaning = meaning
         self.spotter = None
+        # a spotter hit waiting for its word to end belongs to the old instruction
+        self._kws_pending = [p for p in self._kws_pending
+                             if p[0].keyword in meaning.target_keywords]
         thr = float(self.config.kws_threshold)
         if thr > 0:
             alphabet = set(self.vocab[1:])
@@ -733,20 +742,8 @@ class DecisionPolicy:
                     self._kws_pending.append((hit, start, t))
                 else:
                     out.extend(self._keyword_alert(t, hit.keyword, hit.score, start, "kws"))
-            if self._kws_pending:
-                keep = []
-                for hit, start, t0 in self._kws_pending:
-                    # spoken once the draft wrote something after the keyword's last letter,
-                    # paused, or ended
-                    after = [tok for tok, f in self.captions.tokens if f > hit.end_frame]
-                    if after and self.vocab[after[0]].isalpha():
-                        continue  # the next letter continues the word: "bus" in "business"
-                    if (not self.captions.tokens or after
-                            or pause_s >= settle - TIME_EPS_S or t - t0 >= 1.0):
-                        out.extend(self._keyword_alert(t, hit.keyword, hit.score, start, "kws"))
-                    else:
-                        keep.append((hit, start, t0))
-                self._kws_pending = keep
+        if self._kws_pending:
+            out.extend(self._pending_keywords(t, pause_s >= settle - TIME_EPS_S))
         if self._model_answer is not None:
             kind, score, t0 = self._model_answer
             if (t - self.last_answer < self.config.answer_refractory_s
@@ -849,6 +846,27 @@ class DecisionPolicy:
             out.extend(self._keyword_alert(t, kw, 1.0, self.utterance_start_s, "keyword"))
         return out
 
+    def _pending_keywords(self, t: float, ended: bool) -> list[dict[str, Any]]:
+        """Spotter hits held for ``keyword_settle_s``: each alerts once the draft wrote
+        something after the keyword, paused (``ended``: also the end of the utterance) or a
+        second passed -- unless the draft's next letter goes on with the word ("bus" in
+        "business"). The greedy draft may write the keyword's own last letter a frame or two
+        after the spotter's last frame; that letter is not a continuation."""
+        out, keep = [], []
+        for hit, start, t0 in self._kws_pending:
+            after = [(tok, f) for tok, f in self.captions.tokens if f > hit.end_frame]
+            if (after and after[0][1] <= hit.end_frame + 2
+                    and self.vocab[after[0][0]] == hit.keyword[-1]):
+                after = after[1:]  # the keyword's own last letter, written late
+            if after and self.vocab[after[0][0]].isalpha():
+                continue  # the next letter continues the word: dropped
+            if not self.captions.tokens or after or ended or t - t0 >= 1.0:
+                out.extend(self._keyword_alert(t, hit.keyword, hit.score, start, "kws"))
+            else:
+                keep.append((hit, start, t0))
+        self._kws_pending = keep
+        return out
+
     def final_keyword_alerts(self, text: str, t: float, start_s: float
                              ) -> list[dict[str, Any]]:
         """Keyword alerts from a second pass's final caption ``text`` of an utterance that
@@ -932,6 +950,8 @@ class DecisionPolicy:
             elif rest is None and text.strip() and t - self._wake_alone_t <= alone:
                 rest, drafted = text.strip(), True  # the speech after a bare wake phrase
                 self._wake_alone_t = -math.inf
+            elif text.strip():
+                self._wake_alone_t = -math.inf  # only the next stretch of speech
         else:  # a second pass's words are real words: exact
             rest = strip_wake_phrase(text, self.config.wake_phrases)
             drafted = False
@@ -983,6 +1003,11 @@ class DecisionPolicy:
         elif not dropped:  # the stream calls addressed() when the second pass returns: one
             out[0]["_answered"] = self.answered_utterance  # answer per utterance there too
             out[0]["_speak_max"] = self.utterance_speak_max
+        if self.config.keyword_settle_s > 0:
+            # the utterance ended (too long, end of input) before a keyword at its very end
+            # settled: the end of the utterance ends the word. Ungated, like step()'s matches
+            out.extend(self._keyword_alerts(t, self.captions.text))
+            out.extend(self._pending_keywords(t, True))
         self.captions.new_utterance()
         self.partial_text = ""
         self.answered_utterance = False

@@ -1203,3 +1203,77 @@ def test_a_wake_phrase_said_alone_addresses_the_speech_after_the_pause(runtime_f
     with make_engine(runtime_fake_bundle, script) as engine:
         _, events = run_chunks(engine, 70)
     assert [e for e in events if e["type"] == "answer"] == []
+
+
+def test_a_keyword_at_the_very_end_of_the_input_alerts(runtime_fake_bundle):
+    # "bus" is the last word and the input ends one frame after it: no next word, no pause
+    # of keyword_settle_s; the end of the utterance ends the word (a review found it lost)
+    kw, _ = _keyword_alerts_for_chunks(runtime_fake_bundle, "we take the bus", "bus", 7)
+    assert len(kw) == 1 and kw[0]["start_s"] == pytest.approx(3 * 0.16)
+
+
+def _keyword_alerts_for_chunks(bundle, draft, keyword, n_chunks, **kw):
+    engine = make_engine(bundle, spelled_from(spell(draft), 3))
+    _, events = run_chunks(engine, n_chunks, instruction=f"tell me when someone says {keyword}",
+                           **kw)
+    return alerts(events, f"keyword:{keyword}"), events
+
+
+def test_a_new_instruction_drops_a_keyword_hit_still_settling(runtime_fake_bundle):
+    # "the bus" ends in chunk 4; its pause settles in chunk 5, after the instruction changed
+    kept, _ = _keyword_alerts_for_chunks(runtime_fake_bundle, "the bus", "bus", 12)
+    assert len(kept) == 1
+    moved, events = _keyword_alerts_for_chunks(
+        runtime_fake_bundle, "the bus", "bus", 12,
+        at={5: "tell me when someone says train"})
+    assert moved == [] and alerts(events) == []
+
+
+def test_a_spotted_keyword_whose_last_letter_the_draft_writes_late_alerts(
+        runtime_fake_bundle):
+    # the draft writes "the bvs is" (no caption match); the spotter reads b-u-s with its
+    # last letter's frame mostly blank, so the draft's "s" comes one frame after the hit:
+    # the keyword's own letter, not a longer word
+    rows = [{ch: 0.99} for ch in "the b"] + [{"v": 0.5, "u": 0.45},
+                                              {"<blank>": 0.53, "s": 0.45}]
+    rows += [{ch: 0.99} for ch in "s is"] + [{"<blank>": 0.99}] * 9
+    lp = np.full((len(rows), len(VOCAB)), np.log(1e-4), np.float32)
+    for i, row in enumerate(rows):
+        for tok, p in row.items():
+            lp[i, VOCAB.index(tok)] = np.log(p)
+
+    def script(i, feeds):
+        j = i - 3
+        return {"ctc_logprobs": lp[4 * j:4 * j + 4]} if 0 <= 4 * j < len(lp) else {}
+
+    engine = make_engine(runtime_fake_bundle, script)
+    _, events = run_chunks(engine, 12, instruction="tell me when someone says bus")
+    finals = [e["text"] for e in events if e["type"] == "caption" and e["final"]]
+    assert finals == ["the bvs is"]
+    kw = alerts(events, "keyword:bus")
+    assert len(kw) == 1 and kw[0]["source"] == "kws"
+    # the same late letter followed by more letters is a longer word: not alerted
+    rows[7:] = [{ch: 0.99} for ch in "sy is"] + [{"<blank>": 0.99}] * 8
+    lp[:] = np.log(1e-4)
+    for i, row in enumerate(rows):
+        for tok, p in row.items():
+            lp[i, VOCAB.index(tok)] = np.log(p)
+    engine = make_engine(runtime_fake_bundle, script)
+    _, events = run_chunks(engine, 12, instruction="tell me when someone says bus")
+    assert alerts(events, "keyword:bus") == []
+
+
+def test_a_bare_wake_phrase_addresses_only_the_next_stretch_of_speech(runtime_fake_bundle):
+    # "okay ar", a pause, a request with its own wake phrase (answered), a pause, "thanks":
+    # the bare name's window ended with the second stretch, so "thanks" is nobody's question
+    frames = (spell("okay ar") + [None] * 13 + spell(" okay ar what time is it") + [None] * 13
+              + spell(" thanks"))
+    spelled = spelled_from(frames, 2)
+
+    def script(i, feeds):
+        return {**spelled(i, feeds), "speak": 0.95}  # speak-now confirms every stretch
+
+    with make_engine(runtime_fake_bundle, script) as engine:
+        _, events = run_chunks(engine, 50)
+    answers = [a["question"] for a in events if a["type"] == "answer"]
+    assert answers == ["what time is it"]
