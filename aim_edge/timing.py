@@ -137,7 +137,8 @@ class TimingLog:
 #: Stage durations in pipeline order (keys of :func:`stage_durations`), end to end last.
 STAGES = ("capture_to_ring", "ring_wait", "features", "queue", "model", "decision", "respond",
           "end_to_end")
-#: The stages that compute (no waiting): their sum per chunk is the service time.
+#: The stages that compute (no waiting): their sum per chunk is the service time
+#: (``respond`` includes handing the events to the responders and their printing).
 COMPUTE_STAGES = ("features", "model", "decision", "respond")
 
 

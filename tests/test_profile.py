@@ -357,3 +357,44 @@ def test_sigterm_stops_the_cpu_hogs_and_the_worker(tmp_path):
     alive = [k for k in kids if Path(f"/proc/{k}").exists()
              and "Z" not in Path(f"/proc/{k}/stat").read_text().rsplit(")", 1)[1].split()[0]]
     assert alive == []
+
+
+def test_capture_to_ring_is_never_the_dominant_stage_of_end_to_end(fast_result):
+    # capture -> ring comes before the ring time end to end starts from: however long it is,
+    # the tail's dominant stage is one end to end is made of
+    r = json.loads(json.dumps(fast_result))
+    r["per_chunk"]["capture_to_ring"] = [1000.0] * len(r["per_chunk"]["end_to_end"])
+    tail = tail_breakdown(r)
+    assert tail["mean_ms"]["capture_to_ring"] == 1000.0
+    assert tail["dominant"] == tail_breakdown(fast_result)["dominant"] != "capture_to_ring"
+
+
+def test_a_crashed_worker_is_named_by_its_exception_and_a_command_to_rerun(tmp_path):
+    from aim_edge.profile.sweep import _rerun_hint, _worker_failure
+
+    out, err = tmp_path / "out.json", tmp_path / "err.txt"
+    err.write_text("Traceback (most recent call last):\n  File \"x.py\", line 1, in <module>\n"
+                   "onnxruntime.capi.onnxruntime_pybind11_state.Fail: [ONNXRuntimeError] : 1"
+                   " : FAIL : bad node\n\n  warning: a thread pool line after it\n")
+    assert _worker_failure(out, err).startswith(
+        "onnxruntime.capi.onnxruntime_pybind11_state.Fail: [ONNXRuntimeError]")
+    out.write_text(json.dumps({"crash": "KeyError: 'ctc_logprobs'"}))
+    assert _worker_failure(out, err) == "KeyError: 'ctc_logprobs'"
+    err.write_text("")
+    out.unlink()
+    assert _worker_failure(out, err) == "no message (a native crash?)"
+    assert _rerun_hint(RunSpec(input="a b.wav", precision="fp32", threads=2)) == \
+        "aim-edge run 'a b.wav' --backend onnxruntime --precision fp32 --threads 2"
+    assert _rerun_hint(RunSpec(input="", device="USB", seconds=5.0)) == \
+        "aim-edge listen --device USB --backend onnxruntime --threads 1"
+
+
+def test_the_device_may_be_an_index_and_anything_else_is_a_clear_error():
+    from aim_edge.errors import ConfigError
+    from aim_edge.profile.measure import device_choice
+
+    assert device_choice("default") is None and device_choice(" 3 ") == 3
+    assert device_choice("USB Audio") == "USB Audio"
+    for bad in (1.5, True, ["hw:0"]):
+        with pytest.raises(ConfigError, match="device = .* is invalid"):
+            profile(DEMO, device=bad, seconds=1.0)

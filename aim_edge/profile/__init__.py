@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .measure import RunSpec, measure
+from .measure import RunSpec, device_choice, measure
 from .sweep import format_table, plan, run_sweep, verdict
 
 __all__ = ["RunSpec", "format_table", "measure", "profile"]
@@ -31,7 +31,7 @@ def profile(input: str | Path, *, model: str | Path | None = None,
             threads: Sequence[int] = (1,), realtime: bool = True, seconds: float | None = None,
             load: int = 0, budget_ms: float = 200.0, instruction: str | None = None,
             providers: Sequence[str] | None = None, in_process: bool = False,
-            device: str | None = None,
+            device: int | str | None = None,
             progress: Callable[[str], None] | None = None,
             tick: Callable[[int, float], None] | None = None) -> dict[str, Any]:
     """Run a sweep and return the report dict (see :mod:`.report` for the files).
@@ -47,6 +47,11 @@ def profile(input: str | Path, *, model: str | Path | None = None,
 
     if not isinstance(budget_ms, (int, float)) or not 0 < budget_ms < 1e6:
         raise ConfigError(f"budget_ms = {budget_ms!r} is invalid: expected milliseconds > 0")
+    if device is not None:
+        if isinstance(device, bool) or not isinstance(device, (int, str)):
+            raise ConfigError(f"device = {device!r} is invalid: give an index, part of the"
+                              " name or \"default\" (aim-edge devices lists them)")
+        device = str(device)
     spec = RunSpec(input=str(input), model=str(model) if model is not None else None,
                    realtime=realtime, seconds=seconds, instruction=instruction,
                    providers=tuple(providers) if providers else None, device=device)
@@ -68,8 +73,7 @@ def profile(input: str | Path, *, model: str | Path | None = None,
 
         require_sounddevice()
         devices = list_input_devices()
-        select_device(devices, None if device == "default" else
-                      int(device) if device.isdigit() else device, None,
+        select_device(devices, device_choice(device), None,
                       () if devices else host_api_names())
         audio_s = float(seconds or 0.0)
     bundle, rows = plan(model, backends, precisions, threads)

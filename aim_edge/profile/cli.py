@@ -168,16 +168,22 @@ class _Terminated(BaseException):
     ``except Exception`` takes it for a failed configuration)."""
 
 
+_NOT_SET = object()  # _on_sigterm could not install its handler: nothing to restore
+
+
 def _on_sigterm() -> Any:
     """Turn SIGTERM (systemd, CI runners, ``kill``) into :class:`_Terminated` while the sweep
-    runs; returns the previous handler (None off the main thread, where it cannot be set)."""
+    runs; returns the previous handler to restore (``_NOT_SET`` off the main thread, where
+    none can be set; a handler installed outside Python reads as None: restored as the
+    default)."""
     def handler(signum: int, frame: Any) -> None:
         raise _Terminated()
 
     try:
-        return signal.signal(signal.SIGTERM, handler)
+        old = signal.signal(signal.SIGTERM, handler)
     except ValueError:  # not the main thread
-        return None
+        return _NOT_SET
+    return signal.SIG_DFL if old is None else old
 
 
 def _have_matplotlib() -> bool:
@@ -241,7 +247,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
         return 128 + signal.SIGTERM
     finally:
         bar.close()
-        if old_term is not None:
+        if old_term is not _NOT_SET:
             signal.signal(signal.SIGTERM, old_term)
     print_report(report, out)
     if args.report:

@@ -241,9 +241,16 @@ def _microphone(device: str, seconds: float | None, model_rate: int) -> Any:
     from ..capture.source import MicSource
 
     require_sounddevice()  # the install hint first
-    choice: int | str | None = (None if device == "default" else
-                                int(device) if device.isdigit() else device)
-    return MicSource(choice, duration_s=seconds, model_rate=model_rate)
+    return MicSource(device_choice(device), duration_s=seconds, model_rate=model_rate)
+
+
+def device_choice(device: str) -> int | str | None:
+    """``--device`` as :func:`~aim_edge.capture.devices.select_device` takes it: None for
+    ``"default"``, an index for digits, else part of a name."""
+    text = device.strip()
+    if text.lower() == "default":
+        return None
+    return int(text) if text.lstrip("-").isdigit() else text
 
 
 def _capture_figures(source: Any) -> dict[str, Any] | None:
@@ -326,7 +333,8 @@ def measure(spec: RunSpec, *, import_ms: float | None = None) -> dict[str, Any]:
             " (the input is repeated)")
 
     span = complete["end_sample"] - complete["start_sample"]
-    flushed = len(complete) > 1 and span[-1] < span[:-1].max()
+    # shorter than the usual chunk (the median: chunks that skipped dropped samples span more)
+    flushed = len(complete) > 1 and span[-1] < np.median(span[:-1])
     if flushed:  # the last chunk, padded when the input ended: it waited for the end of the
         complete = complete[:-1]  # input (a microphone closing), which is not latency
     stage = stage_durations(complete)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -122,12 +123,37 @@ def _run_worker(spec: RunSpec, timeout_s: float | None,
                     proc.kill()
                     proc.wait()
         if proc.returncode != 0 or not out.is_file():
-            lines = err_path.read_text(errors="replace").strip().splitlines()
-            last = lines[-1].strip() if lines else "no message"
-            raise AimEdgeError(f"the profile worker failed (exit {proc.returncode}): {last}"
-                               f" (for the traceback: aim-edge run INPUT --backend"
-                               f" {spec.backend})")
+            raise AimEdgeError(f"the profile worker failed (exit {proc.returncode}): "
+                               f"{_worker_failure(out, err_path)} (for the traceback:"
+                               f" {_rerun_hint(spec)})")
         return json.loads(out.read_text())
+
+
+def _worker_failure(out: Path, err_path: Path) -> str:
+    """What a failed worker said: its ``crash`` record, else the exception line of the
+    traceback on its stderr (a native crash leaves neither: the last line, or a note)."""
+    try:
+        crash = json.loads(out.read_text()).get("crash") if out.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        crash = None
+    if crash:
+        return str(crash)
+    raw = err_path.read_text(errors="replace").splitlines()
+    starts = [i for i, ln in enumerate(raw) if ln.startswith("Traceback (most recent call")]
+    if starts:  # the exception line: the first unindented line after the last traceback
+        for ln in raw[starts[-1] + 1:]:
+            if ln.strip() and not ln[0].isspace():
+                return ln.strip()
+    lines = [ln.strip() for ln in raw if ln.strip()]
+    return lines[-1] if lines else "no message (a native crash?)"
+
+
+def _rerun_hint(spec: RunSpec) -> str:
+    """The command that runs the same configuration in the foreground."""
+    what = (f"aim-edge listen --device {shlex.quote(str(spec.device))}" if spec.device is not None
+            else f"aim-edge run {shlex.quote(spec.input)}")
+    prec = f" --precision {spec.precision}" if spec.precision else ""
+    return f"{what} --backend {spec.backend}{prec} --threads {spec.threads}"
 
 
 def worker_timeout_s(spec: RunSpec) -> float:
