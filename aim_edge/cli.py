@@ -206,8 +206,9 @@ def _print_bundle(path: str | Path | None, out: TextIO) -> None:
     print("  artifacts:", file=out)
     for a, line in zip(b.artifacts, describe_artifacts(b.artifacts), strict=True):
         par = a.parity or {}
-        extra = (f"  decision agreement {par['decision_agreement']:.4f}"
-                 if "decision_agreement" in par else "")
+        agree = par.get("decision_agreement")
+        extra = (f"  decision agreement {100 * agree:.2f} %"
+                 if isinstance(agree, (int, float)) and not isinstance(agree, bool) else "")
         print(f"    {line}{extra}", file=out)
     for fname, fmt, prec in b.missing:
         print(f"    {fname:<32} {fmt:<6} {prec:<12} listed in the manifest, file removed",
@@ -239,11 +240,14 @@ def _print_parity(m: dict[str, Any], b: Any, out: Any) -> None:
     print(f"  parity           against {gate.get('reference', 'the fp32 model')}, {where}",
           file=out)
     if bars:
-        names = {"decision_agreement": "decision agreement >= {:g}",
+        # in the units of the figures below (agreements in %)
+        names = {"decision_agreement": "decision agreement >= {:g} %",
                  "cer_delta_points": "CER delta <= {:g} points",
                  "proactive_f1_delta": "proactive F1 delta <= {:g}"}
         print("                   export gate: " + ", ".join(
-            names.get(k, k + " {:g}").format(v) for k, v in bars.items()), file=out)
+            names.get(k, k + " {:g}").format(round(100 * v, 4) if k.endswith("agreement")
+                                             else v)
+            for k, v in bars.items() if isinstance(v, (int, float))), file=out)
     for a in measured:
         p = {k: v for k, v in a.parity.items()  # figures only: None = not computed
              if isinstance(v, (int, float)) and not isinstance(v, bool)}

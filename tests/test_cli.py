@@ -64,6 +64,15 @@ def test_info_lists_native_extensions_and_backends(capsys):
     assert "fbank        ok" in out
     assert "onnxruntime" in out and "CPUExecutionProvider" in out
     assert "sounddevice (listen)" in out and "matplotlib (plots)" in out
+    # the shipped bundle's parity: gate bars and figures in the same unit (percent)
+    from aim_edge.bundle import load_bundle
+    from aim_edge.bundles import default_bundle_path
+
+    b = load_bundle(default_bundle_path())
+    bar = b.manifest["parity_gate"]["bars"]["decision_agreement"]
+    assert f"export gate: decision agreement >= {100 * bar:g} %" in out
+    onnx = b.artifact(format="onnx", precision="int8-dynamic")
+    assert f"decision agreement {100 * onnx.parity['decision_agreement']:.2f} %" in out
 
 
 def test_info_shows_the_bundles_caption_gate(capsys):

@@ -201,3 +201,20 @@ def test_policy_grid_scores_each_setting_and_refuses_unknown_fields(tmp_path, ca
     with pytest.raises(SystemExit) as exc:
         grid_main(["--scenes", str(tmp_path / "data"), "--grid", "no_such_field=1"])
     assert exc.value.code == 2 and "no_such_field" in capsys.readouterr().err
+    saved = json.loads(out.read_text())["command"]
+    assert saved.startswith("python -m benchmarks.eval.policy_grid --scenes ")
+    assert "--grid keyword_settle_s=0,0.16" in saved
+    # usage errors are exit 2 and name the bad value
+    for bad, said in ((["--grid", "keyword_settle_s=,"], "keyword_settle_s=,"),
+                      (["--grid", "wake_inside=true", "--grid", "wake_inside=false"],
+                       "given twice"),
+                      (["--grid", "wake_inside=true,false", "--set", "wake_inside=false"],
+                       "both --set and --grid"),
+                      (["--limit", "0"], "--limit 0")):
+        with pytest.raises(SystemExit) as exc:
+            grid_main(["--scenes", str(tmp_path / "data"), *bad])
+        assert exc.value.code == 2 and said in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit) as exc:
+        grid_main(["--scenes", str(tmp_path / "empty")])
+    assert exc.value.code == 2 and "no generated scenes" in capsys.readouterr().err

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,27 +25,28 @@ from typing import Any
 
 
 def _grid(items: Sequence[str]) -> list[tuple[str, list[str]]]:
-    out = []
+    """``FIELD=V1,V2`` items as ``[(field, [values])]``; ValueError names a bad item."""
+    out: list[tuple[str, list[str]]] = []
     for item in items:
         name, sep, values = item.partition("=")
-        if not sep or not name.strip() or not values.strip():
-            raise SystemExit(f"policy_grid: --grid {item!r}: expected FIELD=V1,V2,..."
-                             " e.g. keyword_settle_s=0,0.16")
-        out.append((name.strip(), [v.strip() for v in values.split(",") if v.strip()]))
+        vals = [v.strip() for v in values.split(",") if v.strip()]
+        if not sep or not name.strip() or not vals:
+            raise ValueError(f"--grid {item!r}: expected FIELD=V1,V2,... e.g."
+                             " keyword_settle_s=0,0.16")
+        if name.strip() in [n for n, _ in out]:
+            raise ValueError(f"--grid {name.strip()} is given twice: put all its values in"
+                             " one --grid")
+        out.append((name.strip(), vals))
     return out
 
 
-def score(model: str | None, scenes_dir: Path, policy: dict[str, Any],
-          limit: int | None = None) -> dict[str, Any]:
-    """Proactive figures of ``policy`` (field -> value) over the scenes in ``scenes_dir``."""
+def score(model: str | None, scenes: Sequence[Any], policy: dict[str, Any]) -> dict[str, Any]:
+    """Proactive figures of ``policy`` (field -> value) over ``scenes``
+    (:func:`benchmarks.eval.sets.load_generated`)."""
     from aim_edge.engine import Engine
 
     from .runtime import proactive, run_scene
-    from .sets import load_generated
 
-    scenes = load_generated(scenes_dir, limit or 0)
-    if not scenes:
-        raise SystemExit(f"policy_grid: no scenes in {scenes_dir}")
     with Engine.from_bundle(model, policy=policy or None) as engine:
         runs = [run_scene(engine, sc) for sc in scenes]
     p = proactive(runs)
@@ -75,23 +77,38 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="only the first N scenes (a quick look)")
     ap.add_argument("--json", type=Path, default=None, metavar="PATH",
                     help="write the rows as JSON")
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = ap.parse_args(argv)
     if not args.scenes.is_dir():
         ap.error(f"--scenes {args.scenes}: not a folder of generated scenes")
+    if args.limit is not None and args.limit < 1:
+        ap.error(f"--limit {args.limit}: give a number of scenes >= 1")
     try:
         fixed = PolicyConfig.parse_settings(args.set)
         grid = _grid(args.grid)
+        both = sorted(set(fixed) & {n for n, _ in grid})
+        if both:
+            raise ValueError(f"{', '.join(both)}: given to both --set and --grid; keep one")
         combos = [dict(zip([n for n, _ in grid], c, strict=True))
                   for c in itertools.product(*[v for _, v in grid])] or [{}]
         policies = [{**fixed, **PolicyConfig.parse_settings([f"{k}={v}" for k, v in c.items()])}
                     for c in combos]
     except ValueError as exc:  # ConfigError names the field and what it takes
         ap.error(str(exc))
+    from .sets import load_generated
+
+    try:
+        scenes = load_generated(args.scenes, args.limit or 0)
+    except FileNotFoundError:
+        scenes = []
+    if not scenes:
+        ap.error(f"--scenes {args.scenes}: no generated scenes in it (python -m export.data"
+                 " build --split dev --out DIR makes some)")
     rows = []
     print(f"{'policy':<40} {'on time':>8} {'late':>5} {'missed':>6} {'false':>6} {'F1':>6}"
           "  by kind (on time/windows)")
     for pol in policies:
-        r = score(args.model, args.scenes, pol, args.limit)
+        r = score(args.model, scenes, pol)
         rows.append(r)
         name = ", ".join(f"{k}={v}" for k, v in pol.items()) or "(bundle defaults)"
         print(f"{name:<40} {r['on_time']:>4}/{r['windows']:<3} {r['late']:>5} {r['missed']:>6}"
@@ -100,7 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{'':<40} false alerts by source: {r['false_alerts_by_source']}", flush=True)
     if args.json:
         args.json.write_text(json.dumps({"scenes": str(args.scenes), "model": args.model,
-                                         "command": " ".join(sys.argv), "rows": rows},
+                                         "command": "python -m benchmarks.eval.policy_grid "
+                                         + shlex.join(argv), "rows": rows},
                                         indent=1) + "\n")
     return 0
 
