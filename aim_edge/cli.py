@@ -520,6 +520,9 @@ _POLICY_FIELDS = {
     "keyword_settle_s": "a watched keyword alerts once the next word started or the draft"
                         " paused this long: a whole word, not the start of a longer one",
     "kws_threshold": "keyword spotter's letter posterior (0 = spotter off)",
+    "acknowledge_speak_threshold": "the model acknowledges a spoken instruction when"
+                                   " speak-now rises past this or the bundle's speak"
+                                   " threshold, whichever is lower",
     "safety_without_instruction": "re-score safety labels without the instruction (one more"
                                   " model step per chunk; `aim-edge info` says whether the"
                                   " bundle needs it)",

@@ -297,6 +297,41 @@ def test_model_decides_non_safety_alerts_with_speak_now_and_intent(runtime_fake_
     assert not alerts(events, "kettle_whistle"), "captions-only mutes model alerts"
 
 
+def test_acknowledge_speak_threshold_lets_the_model_acknowledge_below_the_bundles(
+        runtime_fake_bundle):
+    """The model may acknowledge a spoken instruction below the bundle's calibrated
+    speak-now (0.5 here); its answers and alerts stay on the bundle's threshold."""
+    def script(i, feeds):
+        if 5 <= i <= 7:  # the model wants to acknowledge, speak-now under the bundle's 0.5
+            return {"speak": 0.4, "intent": "acknowledge"}
+        if 12 <= i <= 14:  # and to answer a question at the same speak-now
+            return {"speak": 0.4, "intent": "answer"}
+        if 20 <= i <= 23:  # and to alert a non-safety sound
+            return {"events": {"kettle_whistle": 0.9}, "speak": 0.4, "intent": "alert"}
+        return {}
+
+    def said(**policy):
+        engine = make_engine(runtime_fake_bundle, script, policy=policy or None)
+        _, events = run_chunks(engine, 30)
+        return ([(e["intent"], e["source"], round(e["t"], 3)) for e in events
+                 if e["type"] == "answer"], alerts(events, "kettle_whistle"))
+
+    answers, kettle = said()
+    assert answers == [] and kettle == []
+    answers, kettle = said(acknowledge_speak_threshold=0.35)
+    assert answers == [("acknowledge", "model", round(chunk_end_s(5), 3))], \
+        "only the acknowledgement: an answer still needs the bundle's speak-now"
+    assert kettle == [], "a model alert still needs the bundle's speak-now"
+    # one acknowledgement per rise: speak-now staying up is not a second one
+    assert said(acknowledge_speak_threshold=0.35, answer_refractory_s=0.0)[0] == answers
+    # never stricter than the bundle: a higher value keeps the bundle's 0.5
+    engine = make_engine(runtime_fake_bundle, script,
+                         policy={"acknowledge_speak_threshold": 0.9})
+    assert engine.new_policy().ack_on == pytest.approx(0.5)
+    with pytest.raises(ConfigError, match="acknowledge_speak_threshold.*0, 1"):
+        PolicyConfig(acknowledge_speak_threshold=0).validate()
+
+
 def test_keyword_alert_from_captions(runtime_fake_bundle):
     script = spelled_from(spell("dinner is ready"), 3)
     engine = make_engine(runtime_fake_bundle, script)
