@@ -397,6 +397,12 @@ class PolicyConfig(_Config):
         return out
 
 
+def _latched(active: bool, p: float, on: float, off: float) -> bool:
+    """One hysteresis step: inactive turns active at ``p >= on``; active stays until
+    ``p < off``."""
+    return p >= off if active else p >= on
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, np.float64)
     return 1.0 / (1.0 + np.exp(-np.clip(x, -60.0, 60.0)))
@@ -569,8 +575,8 @@ class DecisionPolicy:
         self.confirm = np.array([int(conf.get(e, 1)) for e in self.events], np.int64)
         self._intent_alert = self._intent_index("alert")
         self._intent_ack = self._intent_index("acknowledge")
-        self._intent_answer = {i for i in (self._intent_index("answer"),
-                                           self._intent_index("acknowledge")) if i is not None}
+        self._intent_answer = {i for i in (self._intent_index("answer"), self._intent_ack)
+                               if i is not None}
         self.captions = CaptionDecoder(vocab)
         self.vocab = tuple(vocab)
         self.spotter: CtcKeywordSpotter | None = None
@@ -671,14 +677,8 @@ class DecisionPolicy:
         # (allowed()) and gives its answers on the rising edge; ack_on (never higher) gives
         # its acknowledgements of a spoken instruction
         was_speaking, was_acking = self.speaking, self.acking
-        if not self.speaking and p_speak >= self.speak_on:
-            self.speaking = True
-        elif self.speaking and p_speak < self.speak_off:
-            self.speaking = False
-        if not self.acking and p_speak >= self.ack_on:
-            self.acking = True
-        elif self.acking and p_speak < self.ack_off:
-            self.acking = False
+        self.speaking = _latched(self.speaking, p_speak, self.speak_on, self.speak_off)
+        self.acking = _latched(self.acking, p_speak, self.ack_on, self.ack_off)
         rose = ((self.speaking and not was_speaking and intent in self._intent_answer)
                 or (self.acking and not was_acking and intent == self._intent_ack))
         if rose and t - self.last_answer >= self.config.answer_refractory_s:
